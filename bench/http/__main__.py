@@ -1,0 +1,221 @@
+"""``python -m bench.http``: drive the same wrk load against three servers.
+
+For each agent (echo, chat) and each server (bare aiohttp, the worker,
+LangServe) in turn: start the server in its own subprocess, then for each
+concurrency level run a warmup and a measured wrk run (waiting for the server
+to go idle before each), print a markdown table and save it (default
+``bench/results/http.md``). Only 127.0.0.1 is loaded; every run is bounded
+by ``--duration``.
+
+By default the servers (and the worker's nats-server) are pinned to the first
+CPU and wrk to the others, so each server gets one core and the load
+generator does not compete with it; ``--no-pin`` turns that off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.http import loadgen, machine, procs, report, runnables, targets
+from bench.http.serverargs import Loop
+
+DEFAULT_OUTPUT = Path("bench/results/http.md")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def _names(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        bad = [item for item in items if item not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad} not in {list(choices)}")
+        return items
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.http",
+        description="HTTP benchmark: worker vs bare aiohttp vs LangServe (wrk).",
+    )
+    add = p.add_argument
+    add("--duration", type=int, default=8, help="measured seconds per run (default 8)")
+    add("--warmup", type=int, default=2, help="warmup seconds per run (default 2)")
+    add("--quick", action="store_true", help="smoke run: 1 s warmup + 3 s, not saved")
+    add("--levels", type=_ints, default=[64, 8, 1000], help="connections, e.g. 64,8,1000")
+    add("--servers", type=_names(targets.SERVERS), default=list(targets.SERVERS))
+    add("--agents", type=_names(runnables.AGENTS), default=list(runnables.AGENTS))
+    add(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop of all three servers; auto: uvloop iff the worker uses it",
+    )
+    add(
+        "--runnables",
+        choices=("auto", "registry", "stand-in"),
+        default="auto",
+        help="auto: the worker's agent registry when importable",
+    )
+    add(
+        "--worker-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `python -m worker` (repeatable)",
+    )
+    add("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
+    add("--threads", type=int, default=0, help="wrk threads (default: one per wrk CPU)")
+    add("--timeout", type=int, default=10, help="wrk request timeout, s (default 10)")
+    add(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"markdown file to write (default {DEFAULT_OUTPUT}; none with --quick)",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 3, 1
+    if args.duration < 1 or args.warmup < 0:
+        p.error("--duration must be >= 1 and --warmup >= 0 (whole seconds, as wrk takes)")
+    if args.output is None and not args.quick:
+        args.output = DEFAULT_OUTPUT
+    return args
+
+
+@dataclass(frozen=True)
+class Plan:
+    wrk: str
+    settings: targets.Settings
+    wrk_cpus: set[int] | None
+    threads: int
+
+
+def _measure(
+    plan: Plan,
+    target: targets.Target,
+    conns: int,
+    args: argparse.Namespace,
+) -> loadgen.RunResult:
+    def once(seconds: int) -> loadgen.RunResult:
+        procs.wait_idle(target.pids, timeout=args.timeout + 5)
+        return loadgen.run(
+            wrk=plan.wrk,
+            url=target.url,
+            connections=conns,
+            seconds=seconds,
+            threads=plan.threads,
+            timeout_s=args.timeout,
+            cpus=plan.wrk_cpus,
+            server_pids=target.pids,
+        )
+
+    if args.warmup:
+        once(args.warmup)
+    return once(args.duration)
+
+
+def run_all(plan: Plan, args: argparse.Namespace) -> list[report.Row]:
+    rows: list[report.Row] = []
+    for agent in args.agents:
+        for server in args.servers:
+            with targets.start(server, agent, plan.settings) as target:
+                for conns in args.levels:
+                    res = _measure(plan, target, conns, args)
+                    rows.append(report.Row(agent, conns, server, res))
+                    print(
+                        f"{agent:5} {server:9} c={conns:<5} {res.rps:9,.0f} req/s  "
+                        f"p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
+                        f"errors {res.errors:<6} server CPU {res.server_cpu:4.0%}  "
+                        f"wrk CPU {res.loadgen_cpu:4.0%}",
+                        flush=True,
+                    )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = loadgen.find_wrk()
+    if wrk is None:
+        print(loadgen.INSTALL_HINT, file=sys.stderr)
+        return 2
+    source: runnables.Source = (
+        ("registry" if runnables.registry_available() else "stand-in")
+        if args.runnables == "auto"
+        else args.runnables
+    )
+    loop: Loop = (
+        ("uvloop" if machine.worker_uses_uvloop() else "asyncio")
+        if args.loop == "auto"
+        else args.loop
+    )
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cpus) >= 2
+    server_cpus, wrk_cpus = ({cpus[0]}, set(cpus[1:])) if pin else (None, None)
+    threads = args.threads or len(wrk_cpus or cpus)
+    nofile = procs.raise_nofile_limit()
+    if nofile < max(args.levels) + 256:
+        print(f"warning: open-files limit is only {nofile}", file=sys.stderr)
+    if "worker" in args.servers and source == "stand-in":
+        print(
+            "warning: the worker's agent registry is not importable; bare and "
+            "langserve serve stand-in Runnables",
+            file=sys.stderr,
+        )
+
+    command = shlex.join(["python", "-m", "bench.http", *(sys.argv[1:] if argv is None else argv)])
+    placement = (
+        f"servers pinned to CPU {cpus[0]}, wrk to CPU {','.join(map(str, sorted(wrk_cpus)))}"
+        if wrk_cpus
+        else "no CPU pinning"
+    )
+    setup = [
+        machine.describe(len(cpus), wrk),
+        f"{placement}; wrk threads: {threads}; event loop of all servers: {loop}; "
+        f"open-files limit: {nofile}",
+        f"per level: {args.warmup} s warmup + {args.duration} s measured; "
+        f'request timeout {args.timeout} s; body {{"input": "hello"}}',
+        "Runnables: "
+        + (
+            "the worker's agent registry (same objects in all three)"
+            if source == "registry"
+            else "stand-ins (not the worker's)"
+        ),
+        machine.stack_versions(),
+    ]
+    if args.worker_arg:
+        setup.append(f"worker args: {shlex.join(args.worker_arg)}")
+    print(f"# {command}", *(f"#   {line}" for line in setup), sep="\n", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        settings = targets.Settings(
+            source, loop, server_cpus, Path(tmp), worker_args=tuple(args.worker_arg)
+        )
+        try:
+            rows = run_all(Plan(wrk, settings, wrk_cpus, threads), args)
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    doc = report.document(rows, command, setup)
+    print(f"\n{doc}")
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(doc)
+        print(f"saved to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Small helpers for talking to a worker over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    json: Any = None,
+    data: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    """One request; returns status, decoded JSON body (or text) and headers."""
+    async with http.request(method, url, json=json, data=data, headers=headers) as resp:
+        if resp.content_type == "application/json":
+            body: Any = await resp.json()
+        else:
+            body = await resp.text()
+        return resp.status, body, resp.headers
+
+
+def assert_error(status: int, body: Any, headers: Any, *, expect: int, code: str) -> None:
+    """The JSON error body of CONTRACT section 1, with the echoed request id."""
+    assert status == expect, body
+    assert isinstance(body, dict), body
+    err = body["error"]
+    assert err["code"] == code, err
+    assert err["message"]
+    assert err["request_id"] == headers["X-Request-ID"]

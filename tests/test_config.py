@@ -1,0 +1,89 @@
+"""Settings: WORKER_* variables and flags, and a clear stop on a bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from worker.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("WORKER_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_and_contract_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_HTTP_HOST", "127.0.0.2")
+    monkeypatch.setenv("WORKER_HTTP_PORT", "9001")
+    monkeypatch.setenv("WORKER_NATS_URL", "nats://127.0.0.1:4222")
+    monkeypatch.setenv("WORKER_AUTH_TOKENS", "alpha, beta")
+    monkeypatch.setenv("WORKER_CALLBACK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    monkeypatch.setenv("WORKER_CALLBACK_ALLOW", "127.0.0.1,10.0.0.0/8,example.com")
+    s = Settings.load([])
+    assert (s.http_host, s.http_port, s.nats_url) == ("127.0.0.2", 9001, "nats://127.0.0.1:4222")
+    assert s.token_values() == {b"alpha", b"beta"}
+    assert s.callback_allow == ["127.0.0.1", "10.0.0.0/8", "example.com"]
+    assert not s.embedded_nats
+    assert s.invoke_timeout == 30.0
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_HTTP_PORT", "9001")
+    s = Settings.load(["--http-port", "9002", "--invoke-timeout", "1m30s"])
+    assert s.http_port == 9002
+    assert s.invoke_timeout == 90.0
+    assert Settings.load([]).embedded_nats
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.load([])
+    with pytest.raises(ValueError, match="frozen"):
+        s.http_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"WORKER_HTTP_PORT": "eighty"}, "WORKER_HTTP_PORT / --http-port"),
+        ({"WORKER_HTTP_PORT": "70000"}, "WORKER_HTTP_PORT"),
+        ({"WORKER_INVOKE_TIMEOUT": "soon"}, "WORKER_INVOKE_TIMEOUT"),
+        ({"WORKER_CALLBACK_ALLOW": "10.0.0.0/33"}, "WORKER_CALLBACK_ALLOW"),
+        ({"WORKER_LOG_LEVEL": "loud"}, "WORKER_LOG_LEVEL"),
+        ({"WORKER_HTTP_HOST": "0.0.0.0"}, "WORKER_AUTH_TOKENS"),
+    ],
+)
+def test_bad_value_stops_start_with_the_variable_named(env: dict[str, str], needle: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_protected_mode_can_be_lifted_explicitly() -> None:
+    s = Settings.load(["--http-host", "0.0.0.0", "--allow-unauthenticated"])
+    assert s.allow_unauthenticated
+    s = Settings.load(["--http-host", "0.0.0.0", "--auth-tokens", "t"])
+    assert s.auth_tokens
+
+
+def test_help_lists_the_flags() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker", "--help"], capture_output=True, text=True, check=True,
+        timeout=30,
+    )
+    for flag in ("--http-host", "--http-port", "--nats-url", "--auth-tokens",
+                 "--callback-secret", "--callback-allow"):
+        assert flag in proc.stdout

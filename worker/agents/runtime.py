@@ -1,0 +1,116 @@
+"""Running an agent: a deadline, a bound on concurrent runs, metrics, and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from worker.agents.store import ResolvedAgent
+from worker.errors import AgentFailed, DeadlineExceeded, Overloaded, WorkerError
+from worker.telemetry.logs import get_logger
+from worker.telemetry.metrics import (
+    AGENT_INVOCATION_DURATION,
+    AGENT_INVOCATIONS,
+    HTTP_IN_FLIGHT,
+    HTTP_REJECTED,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run produced, and how long it took."""
+
+    output: Any
+    run_id: str
+    seconds: float
+
+
+class InvocationLimiter:
+    """At most ``limit`` runs at once; past that a caller is turned away at once (503).
+
+    Turning away rather than queueing keeps latency honest: a Go client with a breaker and a
+    second worker does better with a fast 503 than with a request parked in a queue.
+    """
+
+    def __init__(self, limit: int, *, service: str) -> None:
+        self._limit = limit
+        self._running = 0
+        self._service = service
+        self._gauge = HTTP_IN_FLIGHT.labels(service)
+
+    @property
+    def running(self) -> int:
+        """Runs in progress now."""
+        return self._running
+
+    def acquire(self) -> None:
+        """Take a slot, or raise ``Overloaded``."""
+        if self._running >= self._limit:
+            HTTP_REJECTED.labels(self._service, "overloaded").inc()
+            raise Overloaded(
+                f"worker is at its limit of {self._limit} concurrent invocations",
+                retry_after=1,
+            )
+        self._running += 1
+        self._gauge.set(self._running)
+
+    def release(self) -> None:
+        """Give the slot back."""
+        self._running -= 1
+        self._gauge.set(self._running)
+
+
+async def invoke(
+    agent: ResolvedAgent,
+    value: Any,
+    *,
+    timeout: float,
+    run_id: str | None = None,
+    tags: list[str] | None = None,
+) -> RunResult:
+    """Run ``agent`` on ``value`` within ``timeout`` seconds.
+
+    A Runnable with no async implementation is run by LangChain in the loop's default executor,
+    which the server replaces with a bounded pool at start, so it never blocks the event loop.
+    """
+    run_uuid = uuid.uuid4()
+    run_id = run_id or str(run_uuid)
+    agent_type = agent.record.type
+    config: RunnableConfig = {
+        "run_id": run_uuid,
+        "run_name": f"agent:{agent_type}",
+        "tags": tags or [],
+        "metadata": {"agent_id": agent.record.id, "agent_type": agent_type},
+    }
+    start = time.perf_counter()
+    outcome = "error"
+    try:
+        async with asyncio.timeout(timeout):
+            output = await agent.runnable.ainvoke(value, config)
+        outcome = "ok"
+    except TimeoutError:
+        outcome = "timeout"
+        raise DeadlineExceeded(
+            f"agent did not answer within {timeout:g}s", code="deadline_exceeded"
+        ) from None
+    except WorkerError:
+        raise
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    except Exception as exc:
+        log.warning("agent run failed", agent_id=agent.record.id, error=repr(exc))
+        raise AgentFailed(f"agent run failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        elapsed = time.perf_counter() - start
+        AGENT_INVOCATIONS.labels(agent_type, outcome).inc()
+        AGENT_INVOCATION_DURATION.labels(agent_type).observe(elapsed)
+    return RunResult(output=output, run_id=run_id, seconds=elapsed)
+

@@ -1,0 +1,94 @@
+"""One small error hierarchy, each kind mapped to one HTTP status and one job outcome.
+
+``WorkerError`` subclasses say what kind of failure happened; the HTTP door renders every one as
+``{"error": {"code", "message", "request_id"}}`` and the job runner decides from ``retryable``
+whether a job is handed back or finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WorkerError(Exception):
+    """Base: a failure with a stable ``code``, an HTTP ``status`` and a job disposition."""
+
+    status = 500
+    code = "internal"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+        self.retry_after = retry_after
+
+
+class BadRequest(WorkerError):
+    """The caller sent something invalid; sending it again fails again."""
+
+    status = 400
+    code = "validation_error"
+
+
+class Unauthorized(WorkerError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(WorkerError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(WorkerError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(WorkerError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(WorkerError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Overloaded(WorkerError):
+    """This worker is at capacity; another worker, or this one a moment later, can serve it."""
+
+    status = 503
+    code = "overloaded"
+    retryable = True
+
+
+class Unavailable(WorkerError):
+    """Something the call needs (NATS, a model provider) is down; retrying later helps."""
+
+    status = 503
+    code = "unavailable"
+    retryable = True
+
+
+class DeadlineExceeded(WorkerError):
+    status = 504
+    code = "deadline_exceeded"
+    retryable = True
+
+
+class AgentFailed(WorkerError):
+    """The agent's Runnable raised: the request was fine, the run was not."""
+
+    status = 502
+    code = "agent_error"

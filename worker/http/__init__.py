@@ -1,0 +1,1 @@
+"""The synchronous HTTP door (CONTRACT section 1), served by aiohttp."""

@@ -1,0 +1,136 @@
+"""Handlers for agents: the seed's ``POST /create-agent``, ``/v1/agents`` CRUD, types, invoke."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from opentelemetry import trace
+
+from worker.agents import runtime
+from worker.agents.store import AgentRecord
+from worker.errors import BadRequest
+from worker.http.middleware import read_json
+from worker.http.schemas import (
+    Agent,
+    AgentConfig,
+    AgentList,
+    AgentPatch,
+    AgentTypeInfo,
+    AgentTypeList,
+    InvokeMetadata,
+    InvokeRequest,
+    InvokeResponse,
+)
+from worker.http.state import json_response, services
+
+AI_FRAMEWORK = "langchain"
+
+
+def _agent(record: AgentRecord) -> Agent:
+    return Agent(
+        id=record.id,
+        type=record.type,
+        name=record.name,
+        config=_redacted(record.config),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _redacted(value: object) -> object:
+    """Config as shown to callers: secrets (``api_key``) never leave the worker."""
+    if isinstance(value, dict):
+        return {
+            k: ("**********" if k == "api_key" and v else _redacted(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _annotate(record: AgentRecord) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(
+            {"ai.framework": AI_FRAMEWORK, "agent.type": record.type, "agent.id": record.id}
+        )
+
+
+async def create_agent(request: web.Request) -> web.Response:
+    """Create an agent (the seed's call and ``POST /v1/agents``)."""
+    body = AgentConfig.model_validate(await read_json(request))
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({"ai.framework": AI_FRAMEWORK, "agent.type": body.type})
+    record = await services(request).store.create(
+        type_name=body.type, name=body.name, config=body.config
+    )
+    _annotate(record)
+    return json_response(
+        _agent(record), status=201, headers={"Location": f"/v1/agents/{record.id}"}
+    )
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    """Every agent of the pool."""
+    records = services(request).store.list()
+    return json_response(AgentList(agents=[_agent(r) for r in records]))
+
+
+async def get_agent(request: web.Request) -> web.Response:
+    """One agent."""
+    record = await services(request).store.get(request.match_info["agent_id"])
+    _annotate(record)
+    return json_response(_agent(record))
+
+
+async def patch_agent(request: web.Request) -> web.Response:
+    """Rename an agent and/or merge-patch its config."""
+    body = AgentPatch.model_validate(await read_json(request))
+    record = await services(request).store.update(
+        request.match_info["agent_id"], name=body.name, config_patch=body.config
+    )
+    _annotate(record)
+    return json_response(_agent(record))
+
+
+async def delete_agent(request: web.Request) -> web.Response:
+    """Delete an agent."""
+    await services(request).store.delete(request.match_info["agent_id"])
+    return web.Response(status=204)
+
+
+async def list_agent_types(request: web.Request) -> web.Response:
+    """Each registered type with the JSON Schema of its config, input and output."""
+    registry = services(request).registry
+    return json_response(
+        AgentTypeList(agent_types=[AgentTypeInfo(**t.describe()) for t in registry])
+    )
+
+
+async def invoke_agent(request: web.Request) -> web.Response:
+    """Run an agent now and answer with its output (504 past the deadline)."""
+    svc = services(request)
+    body = InvokeRequest.model_validate(await read_json(request))
+    agent = await svc.store.resolve(request.match_info["agent_id"])
+    _annotate(agent.record)
+    value = agent.agent_type.parse_input(body.input)
+    if body.timeout is not None and body.timeout <= 0:
+        raise BadRequest("timeout must be positive", code="validation_error")
+    timeout = min(body.timeout or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
+    svc.limiter.acquire()
+    try:
+        result = await runtime.invoke(agent, value, timeout=timeout)
+    finally:
+        svc.limiter.release()
+    return json_response(
+        InvokeResponse(
+            output=result.output,
+            metadata=InvokeMetadata(
+                run_id=result.run_id,
+                execution_time=result.seconds,
+                agent_id=agent.record.id,
+                agent_type=agent.record.type,
+                worker_id=svc.settings.worker_id,
+            ),
+        )
+    )

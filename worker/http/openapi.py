@@ -1,0 +1,129 @@
+"""``/openapi.json``: an OpenAPI 3.0.3 document generated from the route table and the models.
+
+Pydantic writes JSON Schema 2020-12; OpenAPI 3.0 (what oapi-codegen and most Go generators
+read) differs in a few places (``nullable``, ``const``, ``exclusiveMinimum``). The small
+conversion below covers exactly the constructs pydantic emits for our models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from worker import __version__
+from worker.http.schemas import ErrorBody
+
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    """One documented operation of the HTTP API."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    request: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    content_types: dict[int, str] = field(default_factory=dict)
+    public: bool = False
+
+
+def _to_oas30(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_to_oas30(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _to_oas30(v) for k, v in node.items() if k not in {"$schema"}}
+    for key in ("anyOf", "oneOf"):
+        variants = out.get(key)
+        if isinstance(variants, list) and {"type": "null"} in variants:
+            rest = [v for v in variants if v != {"type": "null"}]
+            del out[key]
+            if len(rest) == 1 and "$ref" not in rest[0]:
+                out.update(rest[0])
+            elif len(rest) == 1:
+                out["allOf"] = rest
+            else:
+                out[key] = rest
+            out["nullable"] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+        if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
+            out[bound.replace("exclusiveM", "m")] = out[bound]
+            out[bound] = True
+    if "examples" in out and isinstance(out["examples"], list):
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    return out
+
+
+def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document for ``operations``."""
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = []
+    for op in operations:
+        if op.request is not None:
+            models.append((op.request, "validation"))
+        models.extend((m, "serialization") for m in op.responses.values() if m is not None)
+    models.append((ErrorBody, "serialization"))
+    refs, top = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    schemas = _to_oas30(top.get("$defs", {}))
+
+    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
+        return _to_oas30(refs[(model, mode)])  # type: ignore[index]
+
+    error = {"application/json": {"schema": ref(ErrorBody, "serialization")}}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        responses: dict[str, Any] = {}
+        for status, model in op.responses.items():
+            entry: dict[str, Any] = {"description": _reason(status)}
+            ctype = op.content_types.get(status, "application/json")
+            if model is not None:
+                entry["content"] = {ctype: {"schema": ref(model, "serialization")}}
+            elif status != 204:
+                entry["content"] = {ctype: {"schema": {"type": "string"}}}
+            responses[str(status)] = entry
+        responses["default"] = {"description": "Error", "content": error}
+        spec: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "responses": responses,
+        }
+        if "{agent_id}" in op.path:
+            spec["parameters"] = [
+                {"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+        if op.request is not None:
+            spec["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(op.request, "validation")}},
+            }
+        if op.public:
+            spec["security"] = []
+        paths.setdefault(op.path, {})[op.method.lower()] = spec
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status).phrase

@@ -1,0 +1,44 @@
+"""What the handlers need, passed in through the aiohttp app (no module-level singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from worker.agents.registry import AgentTypeRegistry
+from worker.agents.runtime import InvocationLimiter
+from worker.agents.store import AgentStore
+from worker.broker.connection import Broker
+from worker.config import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    """The worker's parts, as the HTTP door sees them."""
+
+    settings: Settings
+    registry: AgentTypeRegistry
+    store: AgentStore
+    broker: Broker
+    limiter: InvocationLimiter
+    draining: bool = False
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    """The ``Services`` of the app serving ``request``."""
+    return request.app[SERVICES]
+
+
+def json_response(model: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Serialise a pydantic model (or plain data) with orjson."""
+    from worker.gojson import dumps
+
+    data = model.model_dump(mode="json") if hasattr(model, "model_dump") else model
+    return web.Response(
+        status=status, body=dumps(data), content_type="application/json", headers=headers
+    )

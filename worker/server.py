@@ -1,0 +1,120 @@
+"""The worker's lifecycle, in one place: start every part in order, stop them in reverse.
+
+``running_worker`` is an async context manager, so the command line, the tests and anything
+embedding the worker start and stop it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from worker.agents.registry import AgentTypeRegistry, BuildContext
+from worker.agents.runtime import InvocationLimiter
+from worker.agents.store import AgentStore
+from worker.broker.connection import Broker
+from worker.broker.embedded import EmbeddedNats, find_nats_server
+from worker.config import Settings
+from worker.http.app import build_app
+from worker.http.state import Services
+from worker.telemetry.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class RunningWorker:
+    """A started worker: where it listens and its parts."""
+
+    services: Services
+    http_url: str
+    nats_url: str
+
+    def start_draining(self) -> None:
+        """Stop taking new work: readiness turns 503 so load balancers move away."""
+        self.services.draining = True
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    *,
+    registry: AgentTypeRegistry | None = None,
+    shutdown_timeout: float = 10.0,
+) -> AsyncIterator[RunningWorker]:
+    """Start a worker for ``settings``; stop it, in reverse order, on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        loop = asyncio.get_running_loop()
+        # Runnables without an async implementation run in LangChain's executor, which is the
+        # loop's default one: bound it, so sync agents never take more than their share.
+        pool = ThreadPoolExecutor(settings.sync_pool_size, thread_name_prefix="runnable")
+        loop.set_default_executor(pool)
+        stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+
+        nats_url = settings.nats_url or ""
+        if settings.embedded_nats:
+            embedded = EmbeddedNats(
+                binary=find_nats_server(settings.nats_server_bin), state_dir=settings.state_dir
+            )
+            nats_url = await embedded.start()
+            stack.push_async_callback(embedded.stop)
+
+        broker = Broker(service=settings.service_name)
+        await broker.connect(nats_url, name=f"agentos-worker:{settings.worker_id}")
+        stack.push_async_callback(broker.close)
+
+        registry = registry or AgentTypeRegistry.discover()
+        assert broker.js is not None
+        store = AgentStore(
+            js=broker.js,
+            registry=registry,
+            build_context=BuildContext(
+                openai_api_key=(
+                    settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+                ),
+                openai_base_url=settings.openai_base_url,
+            ),
+            bucket=settings.agents_bucket,
+            replicas=settings.kv_replicas,
+        )
+        await store.start()
+        stack.push_async_callback(store.stop)
+
+        services = Services(
+            settings=settings,
+            registry=registry,
+            store=store,
+            broker=broker,
+            limiter=InvocationLimiter(
+                settings.max_concurrent_invocations, service=settings.service_name
+            ),
+        )
+        app = build_app(services)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=2048)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        http_url = f"http://{shown}:{port}"
+        log.info(
+            "worker started",
+            http_url=http_url,
+            nats_url=nats_url,
+            embedded_nats=settings.embedded_nats,
+            agent_types=registry.names(),
+            worker_id=settings.worker_id,
+        )
+        worker = RunningWorker(services=services, http_url=http_url, nats_url=nats_url)
+        yield worker
+        worker.start_draining()
+        log.info("worker stopping")
+    log.info("worker stopped")

@@ -1,0 +1,1 @@
+"""Cross-cutting telemetry: Prometheus metrics, OpenTelemetry tracing, structured logs."""
