@@ -29,8 +29,18 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin package, pip-installed into a folder of its own (not the venv)."""
     target = tmp_path_factory.mktemp("plugin-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "tests" / "plugins" / "agentos-example")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "tests" / "plugins" / "agentos-example"),
+        ],
         check=True,
     )
     return target
@@ -48,9 +58,7 @@ def _worker_env(nats: NatsServer, state: Path, bucket: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def spawn_worker(
-    nats: NatsServer, tmp_path: Path
-) -> Iterator[SpawnWorker]:
+def spawn_worker(nats: NatsServer, tmp_path: Path) -> Iterator[SpawnWorker]:
     """Factory of worker processes on a bucket of this test's own; all stopped at the end."""
     bucket = f"agents_{uuid.uuid4().hex[:10]}"
     started: list[WorkerProcess] = []

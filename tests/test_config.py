@@ -81,9 +81,18 @@ def test_protected_mode_can_be_lifted_explicitly() -> None:
 
 def test_help_lists_the_flags() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "worker", "--help"], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
         timeout=30,
     )
-    for flag in ("--http-host", "--http-port", "--nats-url", "--auth-tokens",
-                 "--callback-secret", "--callback-allow"):
+    for flag in (
+        "--http-host",
+        "--http-port",
+        "--nats-url",
+        "--auth-tokens",
+        "--callback-secret",
+        "--callback-allow",
+    ):
         assert flag in proc.stdout

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.load(argv)
     configure_logging(settings.log_level, settings.log_format)
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional: not built for every platform
     except ImportError:  # pragma: no cover - Windows
         asyncio.run(serve(settings))
     else:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         8, ge=1, description="Threads that run Runnables with no async implementation."
     )
     access_log: bool = Field(False, description="Log every HTTP request (errors always are).")
+    demo_agents: bool = Field(
+        False, description="Create the demo agents (demo-echo, demo-chat, demo-steps) at start."
+    )
 
     # --- NATS -----------------------------------------------------------------------------
     nats_url: str | None = Field(
@@ -128,8 +131,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _protected_mode(self) -> Settings:
-        if not self.auth_tokens and not self.allow_unauthenticated and not _is_loopback(
-            self.http_host
+        if (
+            not self.auth_tokens
+            and not self.allow_unauthenticated
+            and not _is_loopback(self.http_host)
         ):
             raise ValueError(
                 f"refusing to listen on {self.http_host} without authentication: set "
@@ -153,7 +158,7 @@ class Settings(BaseSettings):
         """Build from the environment and ``argv``; exit with a clear message on a bad value."""
         args = list(sys.argv[1:] if argv is None else argv)
         try:
-            return cls(_cli_parse_args=args)  # type: ignore[call-arg]
+            return cls(_cli_parse_args=args)
         except ValidationError as exc:
             raise SystemExit(describe_errors(exc)) from None
 

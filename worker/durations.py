@@ -115,6 +115,7 @@ def _wire_to_seconds(value: Any) -> Any:
         return parse_go_duration(value) / 1_000_000_000
     if isinstance(value, float) and value.is_integer():
         return value / 1_000_000_000
+    # pydantic turns ValueError (not TypeError) into a validation error.
     raise ValueError("a duration is an integer of nanoseconds or a string like '30s'")
 
 

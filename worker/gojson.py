@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, model_validator
 
-
 _FOLDED: dict[type[BaseModel], dict[str, str]] = {}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from worker.agents.demo import create_demo_agents
 from worker.agents.registry import AgentTypeRegistry, BuildContext
 from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
@@ -69,9 +70,8 @@ async def running_worker(
         stack.push_async_callback(broker.close)
 
         registry = registry or AgentTypeRegistry.discover()
-        assert broker.js is not None
         store = AgentStore(
-            js=broker.js,
+            js=broker.jetstream,
             registry=registry,
             build_context=BuildContext(
                 openai_api_key=(
@@ -84,6 +84,8 @@ async def running_worker(
         )
         await store.start()
         stack.push_async_callback(store.stop)
+        if settings.demo_agents:
+            await create_demo_agents(store)
 
         services = Services(
             settings=settings,

@@ -59,8 +59,16 @@ class NatsServer:
     def start(self) -> NatsServer:
         """Start (or restart) the server and wait until it accepts connections."""
         self.proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
-            [str(find_nats_server()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(self.store_dir)],
+            [
+                str(find_nats_server()),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -113,7 +121,8 @@ class WorkerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        assert self.proc.stderr is not None
+        if self.proc.stderr is None:
+            raise RuntimeError("no stderr pipe")
         self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout

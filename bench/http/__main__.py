@@ -137,7 +137,7 @@ def run_all(plan: Plan, args: argparse.Namespace) -> list[report.Row]:
                     print(
                         f"{agent:5} {server:9} c={conns:<5} {res.rps:9,.0f} req/s  "
                         f"p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
-                        f"errors {res.errors:<6} server CPU {res.server_cpu:4.0%}  "
+                        f"errors {res.error_detail():<8} server CPU {res.server_cpu:4.0%}  "
                         f"wrk CPU {res.loadgen_cpu:4.0%}",
                         flush=True,
                     )

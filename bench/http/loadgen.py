@@ -61,7 +61,21 @@ class RunResult:
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        """Successful responses per second (error responses are not counted)."""
+        ok = self.requests - self.status_errors
+        return ok / self.seconds if self.seconds else 0.0
+
+    def error_detail(self) -> str:
+        """Total errors, with the non-zero kinds, e.g. ``12 (http 10, timeout 2)``."""
+        kinds = {
+            "http": self.status_errors,
+            "timeout": self.timeouts,
+            "connect": self.connect_errors,
+            "read": self.read_errors,
+            "write": self.write_errors,
+        }
+        parts = [f"{name} {count}" for name, count in kinds.items() if count]
+        return f"{self.errors} ({', '.join(parts)})" if parts else "0"
 
     @property
     def errors(self) -> int:

@@ -43,7 +43,7 @@ def table(rows: Sequence[Row]) -> str:
             vs_ls = _ratio(res, _find(rows, row.agent, row.connections, "langserve"))
         lines.append(
             f"| {row.agent} | {row.connections} | {row.server} | {res.rps:,.0f} "
-            f"| {res.p50_ms:.2f} | {res.p99_ms:.2f} | {res.errors} "
+            f"| {res.p50_ms:.2f} | {res.p99_ms:.2f} | {res.error_detail()} "
             f"| {res.server_cpu:.0%} | {res.loadgen_cpu:.0%} | {vs_bare} | {vs_ls} |"
         )
     return "\n".join(lines)
@@ -95,10 +95,12 @@ def document(rows: Sequence[Row], command: str, setup: Sequence[str]) -> str:
         parts += ["Goals:", "", *goal_lines, ""]
     parts += ["Setup:", "", *(f"- {line}" for line in setup), ""]
     parts += [
-        "Columns: req/s over the measured run; p50/p99 from wrk's histogram; "
-        "errors = non-2xx responses + socket errors (connect, read, write, "
-        "timeout); server CPU and wrk CPU in cores (100% = one core); the two "
-        "ratios are worker req/s divided by the other server's.",
+        "Columns: req/s counts successful responses only (HTTP < 400) per second of "
+        "the measured run; p50/p99 come from wrk's histogram of all responses "
+        "(fast error responses included); errors = HTTP >= 400 plus socket errors "
+        "(connect, read, write, timeout); server CPU and wrk CPU are in cores "
+        "(100% = one core); worker/bare and worker/langserve divide the worker's "
+        "req/s by the other server's at the same level.",
         "",
     ]
     return "\n".join(parts)

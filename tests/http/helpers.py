@@ -13,7 +13,7 @@ async def call(
     url: str,
     *,
     json: Any = None,
-    data: bytes | str | None = None,
+    data: Any = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
     """One request; returns status, decoded JSON body (or text) and headers."""

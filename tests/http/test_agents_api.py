@@ -38,20 +38,25 @@ async def test_crud(worker: WorkerProcess, http: aiohttp.ClientSession) -> None:
 
 async def test_patch_merges_config(worker: WorkerProcess, http: aiohttp.ClientSession) -> None:
     base = worker.url + "/v1/agents"
-    _, created, _ = await call(http, "POST", base, json={
-        "type": "chat",
-        "config": {"system_prompt": "A", "model": {"provider": "fake", "responses": ["one"]}},
-    })
+    _, created, _ = await call(
+        http,
+        "POST",
+        base,
+        json={
+            "type": "chat",
+            "config": {"system_prompt": "A", "model": {"provider": "fake", "responses": ["one"]}},
+        },
+    )
     status, patched, _ = await call(
-        http, "PATCH", f"{base}/{created['id']}",
+        http,
+        "PATCH",
+        f"{base}/{created['id']}",
         json={"config": {"model": {"responses": ["two"]}}},
     )
     assert status == 200, patched
     assert patched["config"]["system_prompt"] == "A"
     assert patched["config"]["model"]["responses"] == ["two"]
-    status, out, _ = await call(
-        http, "POST", f"{base}/{created['id']}/invoke", json={"input": "x"}
-    )
+    status, out, _ = await call(http, "POST", f"{base}/{created['id']}/invoke", json={"input": "x"})
     assert (status, out["output"]) == (200, "two")
 
 
@@ -74,10 +79,21 @@ async def test_invoke_each_builtin_type(worker: WorkerProcess, http: aiohttp.Cli
     reply = "The quick brown fox"
     cases = [
         ({"type": "echo"}, {"a": [1, 2]}, {"a": [1, 2]}),
-        ({"type": "chat", "config": {"model": {"provider": "fake", "responses": [reply],
-                                               "token_delay": "1ms"}}}, "hi", reply),
-        ({"type": "steps", "config": {"steps": 3, "step_delay": 1_000_000}}, "job",
-         "completed 3 steps for input: job"),
+        (
+            {
+                "type": "chat",
+                "config": {
+                    "model": {"provider": "fake", "responses": [reply], "token_delay": "1ms"}
+                },
+            },
+            "hi",
+            reply,
+        ),
+        (
+            {"type": "steps", "config": {"steps": 3, "step_delay": 1_000_000}},
+            "job",
+            "completed 3 steps for input: job",
+        ),
     ]
     for spec, value, expected in cases:
         _, created, _ = await call(http, "POST", base, json=spec)
@@ -98,23 +114,35 @@ async def test_fake_model_cycles_deterministically(
     worker: WorkerProcess, http: aiohttp.ClientSession
 ) -> None:
     base = worker.url + "/v1/agents"
-    _, created, _ = await call(http, "POST", base, json={
-        "type": "chat", "config": {"model": {"provider": "fake", "responses": ["a", "b"]}}})
+    _, created, _ = await call(
+        http,
+        "POST",
+        base,
+        json={"type": "chat", "config": {"model": {"provider": "fake", "responses": ["a", "b"]}}},
+    )
     outs = []
     for _ in range(4):
-        _, out, _ = await call(
-            http, "POST", f"{base}/{created['id']}/invoke", json={"input": "q"}
-        )
+        _, out, _ = await call(http, "POST", f"{base}/{created['id']}/invoke", json={"input": "q"})
         outs.append(out["output"])
     assert outs == ["a", "b", "a", "b"]
 
 
 async def test_secrets_are_not_shown(worker: WorkerProcess, http: aiohttp.ClientSession) -> None:
-    status, created, _ = await call(http, "POST", worker.url + "/v1/agents", json={
-        "type": "chat",
-        "config": {"model": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1",
-                             "api_key": "sk-secret"}},
-    })
+    status, created, _ = await call(
+        http,
+        "POST",
+        worker.url + "/v1/agents",
+        json={
+            "type": "chat",
+            "config": {
+                "model": {
+                    "provider": "openai",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "api_key": "sk-secret",
+                }
+            },
+        },
+    )
     assert status == 201, created
     assert created["config"]["model"]["api_key"] == "**********"
 
@@ -127,9 +155,17 @@ async def test_openapi_is_valid_and_complete(
     assert spec["openapi"].startswith("3.0.")
     validate(spec)
     paths = spec["paths"]
-    for path in ("/create-agent", "/v1/agents", "/v1/agents/{agent_id}",
-                 "/v1/agents/{agent_id}/invoke", "/v1/agent-types", "/healthz", "/readyz",
-                 "/metrics", "/openapi.json"):
+    for path in (
+        "/create-agent",
+        "/v1/agents",
+        "/v1/agents/{agent_id}",
+        "/v1/agents/{agent_id}/invoke",
+        "/v1/agent-types",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ):
         assert path in paths
     assert set(paths["/v1/agents/{agent_id}"]) == {"get", "patch", "delete"}
     schemas = spec["components"]["schemas"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,6 @@ from worker.testing import WorkerProcess
 def go_untagged(struct: dict[str, Any]) -> bytes:
     """What Go's json.Marshal writes for an untagged struct: field names as declared, in order,
     zero values included, no spaces."""
-    import json
-
     return json.dumps(struct, separators=(",", ":")).encode()
 
 
@@ -30,14 +29,20 @@ def go_decode_untagged(fields: list[str], obj: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-async def test_seed_create_agent_request(worker: WorkerProcess, http: aiohttp.ClientSession) -> None:
+async def test_seed_create_agent_request(
+    worker: WorkerProcess, http: aiohttp.ClientSession
+) -> None:
     # type AgentConfig struct { Type string; Name string; Config map[string]interface{} }
-    payload = go_untagged({
-        "Type": "chat",
-        "Name": "support-bot",
-        "Config": {"system_prompt": "Be brief.", "model": {"provider": "fake",
-                                                           "responses": ["Sure."]}},
-    })
+    payload = go_untagged(
+        {
+            "Type": "chat",
+            "Name": "support-bot",
+            "Config": {
+                "system_prompt": "Be brief.",
+                "model": {"provider": "fake", "responses": ["Sure."]},
+            },
+        }
+    )
     # http.NewRequestWithContext(ctx, "POST", c.baseURL+"/create-agent", ...);
     # req.Header.Set("Content-Type", "application/json")
     async with http.post(
@@ -67,7 +72,9 @@ async def test_seed_create_agent_request(worker: WorkerProcess, http: aiohttp.Cl
 async def test_seed_zero_values(worker: WorkerProcess, http: aiohttp.ClientSession) -> None:
     # An AgentConfig with only Type set: Go still sends the zero values.
     status, body, _ = await call(
-        http, "POST", worker.url + "/create-agent",
+        http,
+        "POST",
+        worker.url + "/create-agent",
         data=go_untagged({"Type": "chat", "Name": "", "Config": None}),
         headers={"Content-Type": "application/json"},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag
 
 from worker.agents.fake_model import ScriptedChatModel
 from worker.agents.registry import BuildContext
@@ -39,15 +39,25 @@ class OpenAIProvider(BaseModel):
     timeout: GoDuration = Field(30.0, gt=0, description="Per-request timeout.")
 
 
-ProviderSpec = Annotated[FakeProvider | OpenAIProvider, Field(discriminator="provider")]
+def _provider_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("provider", "fake"))
+    return str(getattr(value, "provider", "fake"))
+
+
+ProviderSpec = Annotated[
+    Annotated[FakeProvider, Tag("fake")] | Annotated[OpenAIProvider, Tag("openai")],
+    Discriminator(_provider_of),
+]
+"""A model provider, chosen by its ``provider`` key (``fake`` when the key is absent)."""
 
 
 def build_model(spec: FakeProvider | OpenAIProvider, ctx: BuildContext) -> BaseChatModel:
     """The LangChain chat model for ``spec``."""
     if isinstance(spec, FakeProvider):
         return ScriptedChatModel(responses=list(spec.responses), token_delay=spec.token_delay)
-    try:
-        from langchain_openai import ChatOpenAI
+    try:  # an optional extra, imported when an agent uses it
+        from langchain_openai import ChatOpenAI  # noqa: PLC0415
     except ImportError:  # the optional extra is missing
         raise BadRequest(
             "the 'openai' provider needs the worker's 'openai' extra "

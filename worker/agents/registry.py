@@ -102,7 +102,8 @@ class AgentTypeRegistry:
     @classmethod
     def discover(cls) -> AgentTypeRegistry:
         """The built-in types plus every type found in the ``agentos.agent_types`` group."""
-        from worker.agents.types import BUILTIN_TYPES
+        # The built-in types import this module; importing them here avoids the cycle.
+        from worker.agents.types import BUILTIN_TYPES  # noqa: PLC0415
 
         registry = cls(BUILTIN_TYPES)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -133,7 +134,10 @@ class AgentTypeRegistry:
         return sorted(self._types)
 
     def build(
-        self, name: str, raw_config: Mapping[str, Any] | None = None, ctx: BuildContext | None = None
+        self,
+        name: str,
+        raw_config: Mapping[str, Any] | None = None,
+        ctx: BuildContext | None = None,
     ) -> Runnable[Any, Any]:
         """Validate ``raw_config`` and build the type's Runnable (handy for tests and benches)."""
         agent_type = self.get(name)

@@ -71,11 +71,11 @@ async def invoke(
     agent: ResolvedAgent,
     value: Any,
     *,
-    timeout: float,
+    time_limit: float,
     run_id: str | None = None,
     tags: list[str] | None = None,
 ) -> RunResult:
-    """Run ``agent`` on ``value`` within ``timeout`` seconds.
+    """Run ``agent`` on ``value`` within ``time_limit`` seconds.
 
     A Runnable with no async implementation is run by LangChain in the loop's default executor,
     which the server replaces with a bounded pool at start, so it never blocks the event loop.
@@ -92,13 +92,13 @@ async def invoke(
     start = time.perf_counter()
     outcome = "error"
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             output = await agent.runnable.ainvoke(value, config)
         outcome = "ok"
     except TimeoutError:
         outcome = "timeout"
         raise DeadlineExceeded(
-            f"agent did not answer within {timeout:g}s", code="deadline_exceeded"
+            f"agent did not answer within {time_limit:g}s", code="deadline_exceeded"
         ) from None
     except WorkerError:
         raise
@@ -113,4 +113,3 @@ async def invoke(
         AGENT_INVOCATIONS.labels(agent_type, outcome).inc()
         AGENT_INVOCATION_DURATION.labels(agent_type).observe(elapsed)
     return RunResult(output=output, run_id=run_id, seconds=elapsed)
-

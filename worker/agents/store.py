@@ -168,7 +168,7 @@ class AgentStore:
                         self._remember(AgentRecord.from_json(entry.value, entry.revision or 0))
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
     def _remember(self, record: AgentRecord) -> None:
         current = self._records.get(record.id)
@@ -206,6 +206,25 @@ class AgentStore:
         record = replace(record, revision=revision)
         self._remember(record)
         return record
+
+    async def ensure(
+        self, agent_id: str, *, type_name: str, name: str, config: Mapping[str, Any]
+    ) -> None:
+        """Create ``agent_id`` unless it exists (demo agents: every worker may try, one wins)."""
+        agent_type = self._registry.get(type_name)
+        parsed = agent_type.parse_config(config)
+        now = datetime.now(UTC)
+        record = AgentRecord(
+            id=agent_id,
+            type=type_name,
+            name=name,
+            config=parsed.model_dump(mode="json"),
+            created_at=now,
+            updated_at=now,
+        )
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            revision = await self.kv.create(agent_id, record.to_json())
+            self._remember(replace(record, revision=revision))
 
     async def get(self, agent_id: str) -> AgentRecord:
         """The agent ``agent_id`` (404 if there is none)."""

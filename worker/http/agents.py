@@ -119,7 +119,7 @@ async def invoke_agent(request: web.Request) -> web.Response:
     timeout = min(body.timeout or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
     svc.limiter.acquire()
     try:
-        result = await runtime.invoke(agent, value, timeout=timeout)
+        result = await runtime.invoke(agent, value, time_limit=timeout)
     finally:
         svc.limiter.release()
     return json_response(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -77,8 +78,9 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
     refs, top = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
     schemas = _to_oas30(top.get("$defs", {}))
 
-    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
-        return _to_oas30(refs[(model, mode)])  # type: ignore[index]
+    def ref(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict[str, Any]:
+        schema: dict[str, Any] = _to_oas30(refs[(model, mode)])
+        return schema
 
     error = {"application/json": {"schema": ref(ErrorBody, "serialization")}}
     paths: dict[str, dict[str, Any]] = {}
@@ -124,6 +126,4 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     return HTTPStatus(status).phrase

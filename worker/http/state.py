@@ -12,6 +12,7 @@ from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
 from worker.broker.connection import Broker
 from worker.config import Settings
+from worker.gojson import dumps
 
 
 @dataclass(slots=True)
@@ -34,10 +35,10 @@ def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def json_response(model: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    model: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """Serialise a pydantic model (or plain data) with orjson."""
-    from worker.gojson import dumps
-
     data = model.model_dump(mode="json") if hasattr(model, "model_dump") else model
     return web.Response(
         status=status, body=dumps(data), content_type="application/json", headers=headers

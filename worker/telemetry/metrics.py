@@ -9,7 +9,22 @@ from prometheus_client import Counter, Gauge, Histogram
 
 # Buckets from 0.5 ms: the sync door's target is single-digit milliseconds.
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
 )
 
 HTTP_REQUEST_DURATION = Histogram(

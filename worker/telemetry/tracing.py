@@ -9,9 +9,11 @@ trace id reaches logs and callbacks even when nothing is exported.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -44,7 +46,10 @@ def build_tracer_provider(
     if exporter is None:
         exporter = "otlp" if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
     if exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        # Imported only when used: the exporter pulls in protobuf and an HTTP client.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     elif exporter == "console":
@@ -57,8 +62,10 @@ def install(provider: TracerProvider) -> None:
     turn on the aiohttp server instrumentation: one span per request, continuing an incoming
     ``traceparent``."""
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
-
     instrumentor = AioHttpServerInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(tracer_provider=provider)
+        with warnings.catch_warnings():
+            # The instrumentation subclasses web.Application, which aiohttp discourages with a
+            # DeprecationWarning; it is the instrumentation's documented way in, so we accept it.
+            warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
+            instrumentor.instrument(tracer_provider=provider)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -21,13 +21,13 @@ class ChatConfig(BaseModel):
     model: ProviderSpec = Field(default_factory=FakeProvider)
 
 
-def build(config: ChatConfig, ctx: BuildContext) -> Runnable[str, str]:
+def build(config: ChatConfig, ctx: BuildContext) -> Runnable[Any, str]:
     """The LCEL chain ``prompt | model | StrOutputParser()``."""
     # The template is built from messages, so braces in the system prompt stay literal.
     prompt = ChatPromptTemplate.from_messages(
         [("system", "{system_prompt}"), ("human", "{input}")]
     ).partial(system_prompt=config.system_prompt)
-    chain: Runnable[str, str] = prompt | build_model(config.model, ctx) | StrOutputParser()
+    chain: Runnable[Any, str] = prompt | build_model(config.model, ctx) | StrOutputParser()
     return chain.with_config(run_name="chat")
 
 
