@@ -1,0 +1,262 @@
+"""The chat model seen by an agent: each provider's model wrapped in its guard, and the chain of
+providers (LangChain's fallbacks) that turns "every provider is down" into ``Unavailable``.
+
+``GuardedChatModel`` is a ``BaseChatModel`` that delegates ``_agenerate`` and ``_astream`` to the
+provider's model. It is the one chat model run LangChain sees, so ``astream_events`` still yields
+``on_chat_model_start``/``on_chat_model_stream``/``on_chat_model_end`` once per answer, token by
+token, with ``metadata["agentos_provider"]`` naming the provider. (Delegating to the inner
+model's public ``ainvoke``/``astream`` instead would nest a second chat model run, and every
+token would be reported twice.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.fallbacks import RunnableWithFallbacks
+from pydantic import ConfigDict
+
+from worker.errors import Unavailable
+from worker.resilience.breaker import BreakerOpen
+from worker.resilience.guard import ProviderGuard
+from worker.resilience.scope import record_answer
+from worker.telemetry.metrics import PROVIDER_CALLS, PROVIDER_FALLBACKS
+
+PROVIDER_KEY = "agentos_provider"
+DEGRADED_KEY = "agentos_degraded"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    """One provider's failure during one run of a chain."""
+
+    provider: str
+    error: BaseException
+    retry_after: float | None
+    """Seconds until the provider is worth trying again; None: not an availability problem."""
+
+
+# The failures of the chain run in progress. A list set by the chain and appended to by its
+# models: LangChain runs the models in copies of the chain's context (see scope.py).
+_FAILURES: ContextVar[list[ProviderFailure] | None] = ContextVar(
+    "agentos_provider_failures", default=None
+)
+
+
+class GuardedChatModel(BaseChatModel):
+    """A provider's chat model behind its ``ProviderGuard`` (None for local providers, which
+    cannot be unavailable), reporting which provider answered and whether that was degraded."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    inner: BaseChatModel
+    provider: str
+    degraded: bool = False
+    guard: ProviderGuard | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return f"agentos-guarded:{self.inner._llm_type}"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"provider": self.provider, "degraded": self.degraded}
+
+    def _answered(self, result: ChatResult | None = None) -> None:
+        record_answer(self.provider, degraded=self.degraded)
+        if self.degraded:
+            PROVIDER_FALLBACKS.labels(self.provider).inc()
+        if result is not None:
+            for generation in result.generations:
+                generation.message.response_metadata[PROVIDER_KEY] = self.provider
+                generation.message.response_metadata[DEGRADED_KEY] = self.degraded
+
+    def _failed(self, exc: BaseException) -> None:
+        failures = _FAILURES.get()
+        if failures is None or not isinstance(exc, Exception):
+            return
+        retry_after = self.guard.unavailable_for(exc) if self.guard is not None else None
+        failures.append(ProviderFailure(self.provider, exc, retry_after))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        def call() -> ChatResult:
+            return self.inner._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        try:
+            result = call() if self.guard is None else self.guard.call_sync(call)
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._answered(result)
+        return result
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        def call() -> Any:
+            return self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        try:
+            result: ChatResult = await (call() if self.guard is None else self.guard.call(call))
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+        self._answered(result)
+        return result
+
+    # No ``_stream``: synchronous streaming falls back to one whole answer through ``_generate``.
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        def open_stream() -> AsyncIterator[ChatGenerationChunk]:
+            return self.inner._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+        chunks = open_stream() if self.guard is None else self.guard.stream(open_stream)
+        started = False
+        try:
+            async for chunk in chunks:
+                started = True
+                yield chunk
+        except BaseException as exc:
+            if not started:
+                self._failed(exc)
+            raise
+        self._answered()
+
+
+class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
+    """LangChain's ``RunnableWithFallbacks`` over an agent's providers, in order, with one
+    addition: when every provider failed and at least one of them is merely unavailable (open
+    breaker, transient errors), the caller gets ``Unavailable`` whose ``retry_after`` is the
+    soonest any of them is worth trying again, instead of the primary's raw error.
+
+    Build it with ``provider_chain``; an open breaker raises at once, so its provider is skipped
+    without waiting on the network.
+    """
+
+    def _all_open(self) -> Exception | None:
+        """``Unavailable`` when every provider's breaker refuses calls now, else None.
+
+        Checked before LangChain runs anything: during an outage every call would end the same
+        way, and skipping the callback machinery of each model run keeps the refusal fast.
+        """
+        refusals: list[ProviderFailure] = []
+        for model in self.runnables:
+            guard = model.guard if isinstance(model, GuardedChatModel) else None
+            wait = guard.breaker.retry_after() if guard is not None else 0.0
+            if guard is None or wait <= 0:
+                return None
+            refused = BreakerOpen(guard.breaker.name, retry_after=wait)
+            refusals.append(ProviderFailure(guard.provider, refused, wait))
+        for refusal in refusals:
+            PROVIDER_CALLS.labels(refusal.provider, "breaker_open").inc()
+        return _exhausted(BreakerOpen("all", retry_after=0), refusals)
+
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        refused = self._all_open()
+        if refused is not None:
+            raise refused
+        failures: list[ProviderFailure] = []
+        token = _FAILURES.set(failures)
+        try:
+            return await super().ainvoke(input, config, **kwargs)
+        except Exception as exc:
+            raise _exhausted(exc, failures) from exc
+        finally:
+            _FAILURES.reset(token)
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        refused = self._all_open()
+        if refused is not None:
+            raise refused
+        failures: list[ProviderFailure] = []
+        token = _FAILURES.set(failures)
+        try:
+            return super().invoke(input, config, **kwargs)
+        except Exception as exc:
+            raise _exhausted(exc, failures) from exc
+        finally:
+            _FAILURES.reset(token)
+
+    async def astream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[BaseMessage]:
+        refused = self._all_open()
+        if refused is not None:
+            raise refused
+        failures: list[ProviderFailure] = []
+        # Set, not reset with a token: a generator may be resumed in another context. Every
+        # provider is tried before the first chunk comes out, all within this first step.
+        _FAILURES.set(failures)
+        started = False
+        try:
+            async for chunk in super().astream(input, config, **kwargs):
+                if not started:
+                    started = True
+                    _FAILURES.set(None)
+                yield chunk
+        except Exception as exc:
+            if started:
+                raise
+            raise _exhausted(exc, failures) from exc
+
+
+def _exhausted(exc: Exception, failures: Sequence[ProviderFailure]) -> Exception:
+    """What the caller sees when every provider failed."""
+    waits = [f.retry_after for f in failures if f.retry_after is not None]
+    if not waits:
+        return exc  # every failure was permanent (4xx, a bug): trying later would not help
+    summary = "; ".join(f"{f.provider}: {_describe(f.error)}" for f in failures)
+    return Unavailable(
+        f"every model provider of this agent is unavailable ({summary})",
+        code="provider_unavailable",
+        retry_after=min(waits),
+        details=[
+            {"provider": f.provider, "error": _describe(f.error), "retry_after": f.retry_after}
+            for f in failures
+        ],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def provider_chain(models: Sequence[GuardedChatModel]) -> ProviderChain:
+    """The providers of an agent, the first as primary and the rest as fallbacks in order."""
+    if not models:
+        raise ValueError("an agent needs at least one model provider")
+    plain = models[0].with_fallbacks(list(models[1:]))  # any error moves on to the next
+    return ProviderChain(
+        runnable=plain.runnable,
+        fallbacks=plain.fallbacks,
+        exceptions_to_handle=plain.exceptions_to_handle,
+    )

@@ -1,0 +1,75 @@
+"""What a run's caller and its model calls share: the deadline, and which provider answered.
+
+The caller (the HTTP invoke handler, the job runner, the streaming door) opens a ``run_scope``
+around the run. Model calls deep inside the LangChain Runnable read the deadline from it, so a
+retry never sleeps past it, and note in it which provider produced the answer.
+
+Why a context variable holding a mutable object: LangChain runs every child Runnable in a *copy*
+of the caller's context, so a value *set* inside the run never reaches the caller; an object put
+there by the caller and *changed* inside does. The alternatives were worse: ``response_metadata``
+on the ``AIMessage`` is dropped by the ``StrOutputParser`` (and by any agent that post-processes
+the model's answer), and a callback handler would have to be threaded through every caller's
+``RunnableConfig`` and understand every model's run tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Filled in while the run goes: the provider of the last answer and whether any answer was
+    degraded (served by a fallback or by the ``basic`` provider)."""
+
+    deadline: float | None = None
+    """``time.monotonic()`` value past which the caller stops waiting (None: no deadline)."""
+    provider: str | None = None
+    degraded: bool = False
+    providers: list[str] = field(default_factory=list)
+    """Every provider that answered during the run, in order (an agent may call models often)."""
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None without one)."""
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+
+_CURRENT: ContextVar[RunReport | None] = ContextVar("agentos_run_report", default=None)
+
+
+@contextlib.contextmanager
+def run_scope(*, time_limit: float | None = None) -> Iterator[RunReport]:
+    """Open a scope for one run with ``time_limit`` seconds from now; yields its report."""
+    report = RunReport(deadline=None if time_limit is None else time.monotonic() + time_limit)
+    token = _CURRENT.set(report)
+    try:
+        yield report
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_report() -> RunReport | None:
+    """The report of the run in progress, if its caller opened a scope."""
+    return _CURRENT.get()
+
+
+def current_deadline() -> float | None:
+    """The run's deadline (``time.monotonic()`` seconds), if there is one."""
+    report = _CURRENT.get()
+    return None if report is None else report.deadline
+
+
+def record_answer(provider: str, *, degraded: bool) -> None:
+    """Note that ``provider`` produced an answer (a no-op outside a scope)."""
+    report = _CURRENT.get()
+    if report is None:
+        return
+    report.provider = provider
+    report.degraded = report.degraded or degraded
+    report.providers.append(provider)
