@@ -1,0 +1,1 @@
+"""Streaming benchmark: ``python -m bench.streaming`` (see ``__main__``)."""

@@ -1,0 +1,126 @@
+"""Helpers for the streaming tests: real clients and a real push receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from worker.agents.registry import AgentTypeRegistry
+from worker.agents.store import AgentRecord, ResolvedAgent
+
+REGISTRY = AgentTypeRegistry.discover()
+
+
+def resolved(type_name: str, config: dict[str, Any]) -> ResolvedAgent:
+    """An agent built in this process, as the store would resolve it."""
+    agent_type = REGISTRY.get(type_name)
+    now = datetime.now(UTC)
+    record = AgentRecord(
+        id=f"local-{type_name}",
+        type=type_name,
+        name="",
+        config=config,
+        created_at=now,
+        updated_at=now,
+    )
+    return ResolvedAgent(
+        record=record, agent_type=agent_type, runnable=REGISTRY.build(type_name, config)
+    )
+
+
+async def create_agent(
+    http: aiohttp.ClientSession, base: str, type_name: str, config: dict[str, Any]
+) -> str:
+    async with http.post(f"{base}/v1/agents", json={"type": type_name, "config": config}) as resp:
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["id"])
+
+
+async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, str]]:
+    """The events of an SSE response, as dicts of their fields (comments skipped)."""
+    event: dict[str, str] = {}
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\r\n")
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+async def sse_frames(resp: aiohttp.ClientResponse) -> list[dict[str, Any]]:
+    """Every frame of an SSE response (``id`` checked against ``seq``)."""
+    frames = []
+    async for event in sse_events(resp):
+        frame = orjson.loads(event["data"])
+        if event.get("event") != "error":
+            assert int(event["id"]) == frame["seq"], event
+        frames.append(frame)
+    return frames
+
+
+def assert_run(frames: list[dict[str, Any]], *, first: int = 1, final: str = "completed") -> None:
+    """seq without gaps from ``first``, ``started`` first (if from 1), one final frame last."""
+    assert [f["seq"] for f in frames] == list(range(first, first + len(frames))), frames
+    if first == 1:
+        assert frames[0]["status"] == "started"
+    assert [f["status"] for f in frames].count(final) == 1
+    assert frames[-1]["status"] == final
+    assert all(f["status"] in {"started", "processing"} for f in frames[:-1])
+
+
+@dataclass
+class Receiver:
+    """A real WebSocket server standing in for the Go gateway's stream endpoint."""
+
+    drop_after: int | None = None
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    connections: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    server: Server | None = None
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        port = next(iter(self.server.sockets)).getsockname()[1]
+        return f"ws://127.0.0.1:{port}/internal/stream"
+
+    async def handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        self.headers.append(dict(ws.request.headers) if ws.request else {})
+        async for message in ws:
+            frame = orjson.loads(message)
+            self.frames.append(frame)
+            if self.drop_after is not None and len(self.frames) >= self.drop_after:
+                self.drop_after = None
+                ws.transport.abort()  # an abrupt drop, as a crashed gateway would
+                return
+            if frame["status"] in {"completed", "failed", "cancelled"}:
+                self.done.set()
+
+    def seqs(self) -> list[int]:
+        return [f["seq"] for f in self.frames]
+
+
+@contextlib.asynccontextmanager
+async def receiver(drop_after: int | None = None) -> AsyncIterator[Receiver]:
+    """A started ``Receiver`` on a free loopback port."""
+    rec = Receiver(drop_after=drop_after)
+    async with serve(rec.handle, "127.0.0.1", 0, compression=None) as server:
+        rec.server = server
+        yield rec
+
+
+__all__ = ["websockets"]

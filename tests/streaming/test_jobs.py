@@ -1,0 +1,129 @@
+"""Jobs from agent.execute stream their frames: push to stream_url, serve from any worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import nats as nats_py
+import orjson
+import pytest
+from nats.aio.client import Client
+
+from tests.conftest import SpawnWorker
+from tests.streaming.helpers import assert_run, create_agent, receiver, sse_frames
+from tests.streaming.test_endpoints import ws_frames
+from worker.agents.fake_model import split_tokens
+from worker.testing import NatsServer, WorkerProcess
+
+
+@pytest.fixture
+def job_env() -> dict[str, str]:
+    """This test's own job streams and consumer on the session's nats-server."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "WORKER_TASKS_STREAM": f"TASKS_{tag.upper()}",
+        "WORKER_TASKS_SUBJECT": f"agent.execute.s{tag}",
+        "WORKER_TASKS_CONSUMER": f"workers-{tag}",
+        "WORKER_TASKS_BUCKET": f"tasks_{tag}",
+        "WORKER_CALLBACK_STREAM": f"CALLBACKS_{tag.upper()}",
+        "WORKER_CALLBACK_SUBJECT": f"agentos.callbacks.s{tag}",
+        "WORKER_DLQ_STREAM": f"DLQ_{tag.upper()}",
+        "WORKER_DLQ_SUBJECT": f"test.dlq.s{tag}",
+        "WORKER_CALLBACK_ALLOW": "127.0.0.1",
+    }
+
+
+@pytest.fixture
+async def nc(nats: NatsServer) -> AsyncIterator[Client]:
+    client = await nats_py.connect(nats.url)
+    yield client
+    await client.drain()
+
+
+async def submit(
+    nc: Client, env: dict[str, str], agent_id: str, value: Any, stream_url: str | None = None
+) -> str:
+    """Publish a job as the seed's Go code does (a plain core-NATS publish)."""
+    task_id = str(uuid.uuid4())
+    body: dict[str, Any] = {
+        "id": task_id,
+        "type": "agent_execution",
+        "payload": {"agent_id": agent_id, "input": value},
+        "timeout": 60_000_000_000,
+    }
+    if stream_url:
+        body["stream_url"] = stream_url
+    await nc.publish(env["WORKER_TASKS_SUBJECT"], orjson.dumps(body))
+    return task_id
+
+
+async def running(http: aiohttp.ClientSession, w: WorkerProcess, task_id: str) -> None:
+    for _ in range(200):
+        async with http.get(f"{w.url}/v1/tasks/{task_id}") as resp:
+            if resp.status == 200 and (await resp.json())["status"] == "running":
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the job did not start")
+
+
+async def test_job_push_receiver_gets_the_full_sequence(
+    spawn_worker: SpawnWorker,
+    http: aiohttp.ClientSession,
+    nc: Client,
+    job_env: dict[str, str],
+) -> None:
+    w = spawn_worker(job_env)
+    reply = "a job streams its tokens to the gateway"
+    config = {"model": {"provider": "fake", "responses": [reply], "token_delay": "5ms"}}
+    agent_id = await create_agent(http, w.url, "chat", config)
+    async with receiver() as rec:
+        await submit(nc, job_env, agent_id, "hi", stream_url=rec.url)
+        await asyncio.wait_for(rec.done.wait(), 30)
+    assert_run(rec.frames)
+    assert [f["partial_result"] for f in rec.frames[1:-1]] == split_tokens(reply)
+    assert rec.frames[-1]["result"] == reply
+
+
+async def test_job_push_receiver_that_drops_sees_every_seq(
+    spawn_worker: SpawnWorker,
+    http: aiohttp.ClientSession,
+    nc: Client,
+    job_env: dict[str, str],
+) -> None:
+    w = spawn_worker(job_env)
+    agent_id = await create_agent(http, w.url, "steps", {"steps": 30, "step_delay": "20ms"})
+    async with receiver(drop_after=10) as rec:
+        await submit(nc, job_env, agent_id, "x", stream_url=rec.url)
+        await asyncio.wait_for(rec.done.wait(), 30)
+    assert rec.connections >= 2
+    assert set(rec.seqs()) == set(range(1, 33))
+    assert rec.frames[-1]["status"] == "completed"
+
+
+async def test_job_watchers_on_another_worker_replay_then_follow(
+    spawn_worker: SpawnWorker,
+    http: aiohttp.ClientSession,
+    nc: Client,
+    job_env: dict[str, str],
+) -> None:
+    runner = spawn_worker(job_env)
+    other = spawn_worker({**job_env, "WORKER_JOBS_ENABLED": "false"})  # serves, never runs
+    agent_id = await create_agent(http, runner.url, "steps", {"steps": 30, "step_delay": "50ms"})
+    task_id = await submit(nc, job_env, agent_id, "x")
+    await running(http, runner, task_id)
+    await asyncio.sleep(0.3)
+    url = f"{other.url}/v1/tasks/{task_id}/events"
+    async with http.ws_connect(f"{url}?from_seq=2") as ws:
+        over_ws = await ws_frames(ws)
+    async with http.get(url, headers={"Last-Event-ID": "4"}) as sse:
+        over_sse = await sse_frames(sse)
+    async with http.get(url) as sse:
+        everything = await sse_frames(sse)
+    assert_run(everything)
+    assert everything[-1]["seq"] == 32
+    assert over_ws == everything[1:]
+    assert over_sse == everything[4:]

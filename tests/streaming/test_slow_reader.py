@@ -1,0 +1,118 @@
+"""A reader that stops reading while a run streams thousands of frames: the worker's memory
+stays bounded, the stalled reader is coalesced or closed with 4008, others keep their pace."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import SpawnWorker
+from tests.streaming.helpers import assert_run
+from worker.testing import WorkerProcess
+
+WORDS = 4000  # 8,000 tokens (words and spaces), each word 60 characters: ~2.3 MB of frames
+STALLED = 5
+
+
+def rss_mib(proc: WorkerProcess) -> float:
+    assert proc.proc is not None
+    for line in Path(f"/proc/{proc.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def stalled_reader(url: str) -> ClientConnection:
+    """A WebSocket client that reads nothing: tiny receive buffer, one-message queue."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = url.split("//")[1].split("/", maxsplit=1)[0].split(":")
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    return await websockets.connect(
+        url, sock=sock, max_queue=1, compression=None, proxy=None, ping_interval=None
+    )
+
+
+async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
+    spawn_worker: SpawnWorker, http: aiohttp.ClientSession
+) -> None:
+    w = spawn_worker({"WORKER_STREAM_QUEUE_BYTES": str(256 << 10)})
+    reply = " ".join(f"{i:06d}" + "w" * 54 for i in range(WORDS))
+    config = {"type": "chat", "config": {"model": {"provider": "fake", "responses": [reply]}}}
+    async with http.post(
+        f"{w.url}/v1/agents",
+        data=io.BytesIO(orjson.dumps(config)),
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        agent_id = (await resp.json())["id"]
+    # Warm the worker up (first run, first connections) before the baseline.
+    async with http.post(f"{w.url}/v1/agents/{agent_id}/stream", json={"input": "warm"}) as r:
+        await r.read()
+    baseline = rss_mib(w)
+
+    async with http.post(f"{w.url}/v1/agents/{agent_id}/stream", json={"input": "go"}) as run:
+        task_id = run.headers["X-Task-ID"]
+        events = f"{w.url}/v1/tasks/{task_id}/events".replace("http", "ws", 1)
+        stalled = [await stalled_reader(events) for _ in range(STALLED)]
+        fast: list[tuple[dict[str, object], float]] = []
+
+        async def read_fast() -> None:
+            async with http.ws_connect(events) as ws:
+                fast.extend([(orjson.loads(msg.data), time.time()) async for msg in ws])
+
+        reading = asyncio.create_task(read_fast())
+        peak = baseline
+        run_body = asyncio.create_task(run.read())
+        while not run_body.done():
+            peak = max(peak, rss_mib(w))
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(reading, 30)
+
+    # Every frame reached the reader that kept reading, in order, at pace.
+    frames = [f for f, _ in fast]
+    assert_run(frames)
+    assert len(frames) == 2 * WORDS + 1
+    lags = sorted(at - _ts(f) for f, at in fast)
+    p99 = lags[int(len(lags) * 0.99)]
+    assert p99 < 2.0, p99
+
+    # The stalled readers got coalesced frames or were closed as too slow, with a resume seq.
+    outcomes = []
+    for ws in stalled:
+        got = []
+        try:
+            async with asyncio.timeout(20):
+                got.extend([orjson.loads(message) async for message in ws])
+        except websockets.ConnectionClosedError:
+            pass
+        outcomes.append((ws.close_code, ws.close_reason, got))
+    for code, reason, got in outcomes:
+        if code == 4008:
+            assert "resume from seq" in reason
+        else:
+            assert code == 1000
+            assert any(f.get("coalesced") for f in got)
+            assert got[-1]["status"] == "completed"
+
+    growth = peak - baseline
+    print(
+        f"worker RSS: baseline {baseline:.1f} MiB, peak {peak:.1f} MiB (+{growth:.1f}); "
+        f"fast reader p99 lag {p99 * 1000:.1f} ms over {len(frames)} frames; "
+        f"stalled: {[(c, len(g)) for c, _, g in outcomes]}"
+    )
+    assert growth < 64, growth
+
+
+def _ts(frame: dict[str, object]) -> float:
+    from datetime import datetime  # noqa: PLC0415
+
+    return datetime.fromisoformat(str(frame["ts"])).timestamp()

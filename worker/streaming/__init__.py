@@ -1,0 +1,11 @@
+"""The streaming door: progress frames of every run, from one event log (CONTRACT section 3).
+
+- ``frames``: the frame format and coalescing; ``agent_events``: LangChain events to frames.
+- ``log``: the pool's JetStream stream of frames; ``writer``: a run's frames into it.
+- ``feed``: readers on this worker (replay from any ``seq``, then live); ``outbox``: a
+  reader's bounded queue.
+- ``push``: the WebSocket client for a job's ``stream_url``.
+- ``hub``: ``StreamHub``, what the job runner and the endpoints call.
+- ``handlers``: ``GET /v1/tasks/{task_id}/events`` (WebSocket or SSE),
+  ``POST /v1/agents/{agent_id}/stream`` (SSE), ``GET /v1/agents/{agent_id}/ws`` (chat).
+"""

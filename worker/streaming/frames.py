@@ -1,0 +1,188 @@
+"""Frames of CONTRACT section 3: what a run reports, and the form they travel in.
+
+A run produces ``Draft``s (status, progress, message, partial result); the writer gives each a
+``seq`` as it publishes it. Readers get ``WireFrame``s: the published JSON bytes, sent on as they
+are, with the few fields the streaming code needs to route them parsed once.
+
+Coalescing (for a reader that fell behind) merges consecutive ``processing`` frames into one:
+it keeps the newest frame's ``seq``, ``progress``, ``message`` and ``ts``, joins text
+``partial_result``s in order (a non-text one keeps the newest), and says in ``coalesced`` how
+many frames it stands for, so ``seq - coalesced + 1`` is the first of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from worker.gojson import dumps
+
+STARTED = "started"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+def now_ts() -> str:
+    """The current time as the frames carry it: RFC 3339, UTC, milliseconds, ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_ts(text: str) -> float:
+    """A frame's ``ts`` as POSIX seconds (0.0 if it cannot be read)."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class Draft:
+    """A frame before publication: everything but ``task_id``, ``seq`` and ``attempt``."""
+
+    status: str
+    progress: int
+    message: str
+    partial_result: Any = None
+    result: Any = None
+    error: dict[str, str] | None = None
+    ts: str = field(default_factory=now_ts)
+    coalesced: int = 1
+
+    @property
+    def final(self) -> bool:
+        """True for ``completed``, ``failed`` and ``cancelled``."""
+        return self.status in FINAL
+
+    def absorb(self, newer: Draft) -> None:
+        """Coalesce ``newer`` (a later ``processing`` draft) into this one."""
+        self.partial_result = merge_partial(self.partial_result, newer.partial_result)
+        self.progress, self.message, self.ts = newer.progress, newer.message, newer.ts
+        self.coalesced += newer.coalesced
+
+    def encode(self, *, task_id: str, seq: int, attempt: int) -> bytes:
+        """The published JSON of this draft as frame ``seq``."""
+        body: dict[str, Any] = {
+            "task_id": task_id,
+            "seq": seq,
+            "status": self.status,
+            "progress": self.progress,
+            "message": self.message,
+            "partial_result": self.partial_result,
+            "ts": self.ts,
+            "attempt": attempt,
+        }
+        if self.status == COMPLETED:
+            body["result"] = self.result
+        elif self.error is not None:
+            body["error"] = self.error
+        if self.coalesced > 1:
+            body["coalesced"] = self.coalesced
+        return dumps(body)
+
+
+def merge_partial(older: Any, newer: Any) -> Any:
+    """Two partial results as one: text joins in order, anything else keeps the newest."""
+    if isinstance(older, str) and isinstance(newer, str):
+        return older + newer
+    return older if newer is None else newer
+
+
+class WireFrame:
+    """A published frame as readers pass it on: its bytes, plus the routing fields."""
+
+    __slots__ = (
+        "_body",
+        "_data",
+        "_parts",
+        "attempt",
+        "coalesced",
+        "private",
+        "seq",
+        "size",
+        "sseq",
+        "status",
+        "ts",
+    )
+
+    def __init__(self, data: bytes, body: dict[str, Any], *, sseq: int) -> None:
+        self._data: bytes | None = data
+        self._body = body
+        self._parts: list[str] | None = None
+        self.sseq = sseq
+        self.seq = int(body.get("seq", 0))
+        self.status = str(body.get("status", ""))
+        self.attempt = int(body.get("attempt") or 1)
+        self.coalesced = int(body.get("coalesced") or 1)
+        self.ts = parse_ts(body.get("ts", ""))
+        self.size = len(data)
+        # Readers of one feed share frame objects; only a private copy may be coalesced into.
+        self.private = False
+
+    def clone(self) -> WireFrame:
+        """A copy of this frame that one reader may coalesce into."""
+        other = WireFrame.__new__(WireFrame)
+        for name in WireFrame.__slots__:
+            setattr(other, name, getattr(self, name))
+        if self._parts is not None:
+            other._parts = list(self._parts)
+        other.private = True
+        return other
+
+    @classmethod
+    def parse(cls, data: bytes, *, sseq: int = 0) -> WireFrame:
+        """Read a published frame (``ValueError`` if it is not one)."""
+        body = orjson.loads(data)
+        if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
+            raise ValueError("not a frame")
+        return cls(data, body, sseq=sseq)
+
+    @property
+    def final(self) -> bool:
+        """True for ``completed``, ``failed`` and ``cancelled``."""
+        return self.status in FINAL
+
+    @property
+    def first_seq(self) -> int:
+        """The first ``seq`` this frame stands for (itself unless coalesced)."""
+        return self.seq - self.coalesced + 1
+
+    @property
+    def data(self) -> bytes:
+        """The JSON to send (re-encoded once if frames were coalesced into this one)."""
+        if self._data is None:
+            body = dict(self._body)
+            if self._parts is not None:
+                body["partial_result"] = "".join(self._parts)
+            body["coalesced"] = self.coalesced
+            self._data = dumps(body)
+        return self._data
+
+    def absorb(self, newer: WireFrame) -> None:
+        """Coalesce ``newer`` (a later ``processing`` frame) into this one.
+
+        Text parts are kept in a list and joined once at send time, so merging many small
+        tokens costs linear time, not quadratic.
+        """
+        older_partial = self._body.get("partial_result")
+        newer_partial = newer._body.get("partial_result")
+        if self._parts is None and isinstance(older_partial, str):
+            self._parts = [older_partial]
+        if self._parts is not None and isinstance(newer_partial, str):
+            self._parts.append(newer_partial)
+            self.size += len(newer_partial)
+        elif newer_partial is not None:
+            self._parts = None
+            self.size = max(self.size, newer.size)
+        body = dict(newer._body)
+        if self._parts is None and newer_partial is None:
+            body["partial_result"] = older_partial
+        self._body = body
+        self.seq, self.ts, self.sseq = newer.seq, newer.ts, newer.sseq
+        self.coalesced += newer.coalesced
+        self._data = None

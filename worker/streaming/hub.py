@@ -1,0 +1,282 @@
+"""``StreamHub``: frames for every run, published to the pool's log, pushed, and served.
+
+``run`` is what the job runner and the streaming endpoints call instead of ``runtime.invoke``:
+the same deadline, limits, metrics and errors, plus frames. What a watcher of a task sees:
+
+- ``started`` (seq continues after the task's last stored frame, ``attempt`` counts runs),
+  ``processing`` frames (tokens, steps), then one final ``completed`` / ``failed`` /
+  ``cancelled`` frame holding ``result`` or ``error``;
+- if the job runs again (a worker crashed mid-run, or the run was handed back), the frames of
+  the new attempt follow with the next ``seq``: a new ``started`` frame with a higher
+  ``attempt``, progress from 0 and partial results from scratch. A handed-back or retryable
+  failed attempt ends with a ``processing`` frame saying so, never a final frame;
+- a deadline ends with ``failed``, error code ``timeout`` (as the job callback says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import BadRequestError
+from opentelemetry import trace
+
+from worker.agents import runtime
+from worker.agents.runtime import RunResult
+from worker.agents.store import ResolvedAgent
+from worker.config import Settings
+from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
+from worker.streaming.agent_events import stream_agent
+from worker.streaming.feed import Fanout, Reader
+from worker.streaming.frames import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PROCESSING,
+    STARTED,
+    Draft,
+)
+from worker.streaming.log import FrameLog, LogLimits
+from worker.streaming.outbox import Outbox
+from worker.streaming.push import Pusher, PushOptions
+from worker.streaming.writer import FrameWriter
+from worker.telemetry.logs import get_logger
+
+log = get_logger(__name__)
+
+HANDBACK = "agentos:handback"
+"""Cancel a run with ``task.cancel(HANDBACK)`` when the job will run again elsewhere (draining):
+its frames then end with a ``processing`` frame, not a final ``cancelled`` one."""
+_WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamOptions:
+    """Every knob of the streaming door (from ``Settings``: ``StreamOptions.from_settings``)."""
+
+    stream: str = "AGENTOS_FRAMES"
+    limits: LogLimits = field(
+        default_factory=lambda: LogLimits(max_age=86400.0, max_bytes=1 << 30, max_per_task=10_000)
+    )
+    queue_frames: int = 256
+    queue_bytes: int = 1 << 20
+    socket_buffer: int = 256 << 10
+    send_timeout: float = 30.0
+    ws_heartbeat: float = 20.0
+    ws_max_message_bytes: int = 64 << 10
+    sse_keepalive: float = 15.0
+    flush_timeout: float = 10.0
+    idle_check: float = 5.0
+    push: PushOptions = field(default_factory=PushOptions)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamOptions:
+        """The options the ``WORKER_*`` settings say."""
+        return cls(
+            stream=settings.frames_stream,
+            limits=LogLimits(
+                max_age=settings.frames_max_age,
+                max_bytes=settings.frames_max_bytes,
+                max_per_task=settings.frames_max_per_task,
+                replicas=settings.frames_replicas,
+            ),
+            queue_frames=settings.stream_queue_frames,
+            queue_bytes=settings.stream_queue_bytes,
+            socket_buffer=settings.stream_socket_buffer,
+            send_timeout=settings.stream_send_timeout,
+            ws_heartbeat=settings.ws_heartbeat,
+            ws_max_message_bytes=settings.ws_max_message_bytes,
+            sse_keepalive=settings.sse_keepalive,
+            push=PushOptions(
+                give_up=settings.push_give_up,
+                max_backoff=settings.push_max_backoff,
+                queue_frames=settings.stream_queue_frames,
+                queue_bytes=settings.stream_queue_bytes,
+            ),
+        )
+
+
+def _failed(code: str, message: str, progress: int) -> Draft:
+    return Draft(
+        status=FAILED,
+        progress=progress,
+        message="Execution failed",
+        error={"code": code, "message": message},
+    )
+
+
+class StreamHub:
+    """Frames for every run: published to a JetStream stream, pushed to stream_url, served."""
+
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        js: JetStreamContext,
+        service: str,
+        options: StreamOptions | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self.options = options or StreamOptions()
+        self.service = service
+        self._tracer = tracer  # the push client's spans (default: the global provider's)
+        self.log = FrameLog(nc=nc, js=js, stream=self.options.stream, limits=self.options.limits)
+        self.fanout = Fanout(log=self.log, idle_check=self.options.idle_check)
+        self._pushers: set[asyncio.Task[None]] = set()
+        self.connections: set[Any] = set()
+        """Open server WebSockets, closed with 1001 at shutdown."""
+
+    async def start(self) -> None:
+        """Create or update the frames stream (bounded retention) and start the live feeds."""
+        await self.log.ensure()
+        self.fanout.start()
+
+    async def stop(self) -> None:
+        """Stop pushing and following."""
+        for task in list(self._pushers):
+            task.cancel()
+        await asyncio.gather(*self._pushers, return_exceptions=True)
+        await self.fanout.stop()
+
+    @property
+    def pushing(self) -> int:
+        """Push clients running now."""
+        return len(self._pushers)
+
+    async def run(
+        self,
+        agent: ResolvedAgent,
+        value: Any,
+        *,
+        task_id: str,
+        time_limit: float,
+        stream_url: str | None = None,
+        traceparent: str | None = None,
+    ) -> RunResult:
+        """Run the agent with astream_events, emitting started, processing... and a final
+        frame for ``task_id``; return ``RunResult`` like ``runtime.invoke`` and raise the same
+        errors (``DeadlineExceeded``, ``AgentFailed``, ``asyncio.CancelledError`` after the
+        final frame is published)."""
+        writer = FrameWriter(log=self.log, task_id=task_id, service=self.service)
+        writer.start()
+        if stream_url:
+            self._push(task_id, stream_url, writer.attempt, traceparent)
+        writer.emit(Draft(status=STARTED, progress=0, message="Execution started"))
+        last: Draft | None = None
+
+        async def work(config: RunnableConfig) -> Any:
+            return await stream_agent(agent, value, config, writer.emit)
+
+        try:
+            result = await runtime.execute(agent, work, time_limit=time_limit)
+        except DeadlineExceeded as exc:
+            last = _failed("timeout", exc.message, writer.progress)
+            raise
+        except AgentFailed as exc:
+            last = _failed("agent_error", exc.message, writer.progress)
+            raise
+        except WorkerError as exc:
+            if exc.retryable:  # the job is handed back and runs again: not the end
+                last = Draft(
+                    status=PROCESSING,
+                    progress=writer.progress,
+                    message=f"Attempt failed ({exc.code}); the job will be retried",
+                )
+            else:
+                last = _failed(exc.code, exc.message, writer.progress)
+            raise
+        except asyncio.CancelledError as exc:
+            if exc.args and exc.args[0] == HANDBACK:
+                last = Draft(
+                    status=PROCESSING,
+                    progress=writer.progress,
+                    message="Run interrupted; the job will run again on another worker",
+                )
+            else:
+                last = Draft(
+                    status=CANCELLED,
+                    progress=writer.progress,
+                    message="Execution cancelled",
+                    error={"code": "cancelled", "message": "the run was cancelled"},
+                )
+            raise
+        else:
+            last = Draft(
+                status=COMPLETED,
+                progress=100,
+                message="Execution completed",
+                result=result.output,
+            )
+            return result
+        finally:
+            if last is not None:
+                writer.emit(last)
+            await asyncio.shield(writer.close(self.options.flush_timeout))
+
+    def _push(
+        self,
+        task_id: str,
+        url: str,
+        attempt: asyncio.Future[int],
+        traceparent: str | None,
+    ) -> None:
+        pusher = Pusher(
+            fanout=self.fanout,
+            task_id=task_id,
+            url=url,
+            attempt=attempt,
+            service=self.service,
+            options=self.options.push,
+            traceparent=traceparent,
+            tracer=self._tracer,
+        )
+        task = asyncio.create_task(pusher.run(), name=f"push:{task_id}")
+        self._pushers.add(task)
+        task.add_done_callback(self._pushers.discard)
+
+    def reader(self, task_id: str, *, from_seq: int = 1) -> Reader:
+        """A reader of ``task_id`` from ``from_seq`` with a coalescing, bounded queue."""
+        outbox = Outbox(max_frames=self.options.queue_frames, max_bytes=self.options.queue_bytes)
+        return Reader(fanout=self.fanout, task_id=task_id, from_seq=from_seq, outbox=outbox)
+
+    async def last_seq(self, task_id: str) -> tuple[int, bool] | None:
+        """``(seq, final)`` of the task's newest stored frame, or ``None`` if it has none."""
+        last = await self.log.last(task_id)
+        return None if last is None else (last.seq, last.final)
+
+    async def ensure_final(
+        self,
+        task_id: str,
+        *,
+        status: str,
+        result: Any = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
+        """Publish a final frame for ``task_id`` unless its newest frame is one already.
+
+        For job outcomes reached without a run that ended itself (cancelled before it ran,
+        dead after its last delivery), so watchers always see an end.
+        """
+        for _ in range(10):
+            last = await self.log.last(task_id)
+            if last is not None and last.final:
+                return
+            message = {COMPLETED: "Execution completed", CANCELLED: "Execution cancelled"}
+            draft = Draft(
+                status=status,
+                progress=100 if status == COMPLETED else 0,
+                message=message.get(status, "Execution failed"),
+                result=result,
+                error=error,
+            )
+            seq = last.seq + 1 if last else 1
+            data = draft.encode(task_id=task_id, seq=seq, attempt=last.attempt if last else 1)
+            with contextlib.suppress(BadRequestError):
+                await self.log.claim(task_id, data, seq=seq, after_sseq=last.sseq if last else 0)
+                return
+        log.warning("could not publish a final frame", task_id=task_id)

@@ -1,0 +1,160 @@
+"""The pool's one event log of frames: a JetStream stream with one subject per task.
+
+Frames of task ``T`` are published on ``agentos.frames.T``. The stream is bounded (maximum age,
+maximum bytes, and a maximum number of frames kept per task: the oldest go first, the newest
+always stay), and any worker reads any task's frames from it.
+
+Live readers do not each need a consumer: the stream *republishes* every stored frame on
+``agentos.frames-live.T`` (JetStream RePublish), with the frame's stream sequence
+(``Nats-Sequence``) and the previous stream sequence of the same task (``Nats-Last-Sequence``).
+A reader that knows the last stream sequence it has seen can therefore tell a gap on that core
+NATS feed, and fill it from the stream with an ordered consumer (``replay``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    PubAck,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from worker.streaming.frames import WireFrame
+
+SUBJECT_PREFIX = "agentos.frames"
+LIVE_PREFIX = "agentos.frames-live"
+_SAFE = re.compile(r"^[A-Za-z0-9_\-:=@+]{1,200}$")
+# Republished and replayed frames carry these JetStream headers.
+SEQUENCE_HEADER = "Nats-Sequence"
+LAST_SEQUENCE_HEADER = "Nats-Last-Sequence"
+_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+_MSG_ID = "Nats-Msg-Id"
+
+
+def subject_token(task_id: str) -> str:
+    """The subject token of a task: the id itself when it is a safe token, else a hash.
+
+    Go sends UUIDs, which pass as they are; anything holding ``.``, ``*``, ``>`` or spaces
+    would break the subject, so it is hashed (``~`` never occurs in a verbatim token).
+    """
+    if _SAFE.match(task_id):
+        return task_id
+    return "~" + hashlib.sha256(task_id.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogLimits:
+    """How much of the log the stream keeps."""
+
+    max_age: float
+    max_bytes: int
+    max_per_task: int
+    replicas: int = 1
+
+
+class FrameLog:
+    """Publishing to and reading from the frames stream."""
+
+    def __init__(self, *, nc: Client, js: JetStreamContext, stream: str, limits: LogLimits) -> None:
+        self.nc = nc
+        self.js = js
+        self.stream = stream
+        self._limits = limits
+
+    def subject(self, task_id: str) -> str:
+        """Where ``task_id``'s frames are published and stored."""
+        return f"{SUBJECT_PREFIX}.{subject_token(task_id)}"
+
+    def live_subject(self, task_id: str) -> str:
+        """Where the stream republishes ``task_id``'s frames once stored."""
+        return f"{LIVE_PREFIX}.{subject_token(task_id)}"
+
+    async def ensure(self) -> None:
+        """Create the stream, or bring an existing one to this configuration."""
+        limits = self._limits
+        config = StreamConfig(
+            name=self.stream,
+            description="AgentOS progress frames of every run (CONTRACT section 3)",
+            subjects=[f"{SUBJECT_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=limits.max_age,
+            max_bytes=limits.max_bytes,
+            max_msgs_per_subject=limits.max_per_task,
+            num_replicas=limits.replicas,
+            duplicate_window=min(120.0, limits.max_age),
+            allow_direct=True,
+            republish=RePublish(src=f"{SUBJECT_PREFIX}.>", dest=f"{LIVE_PREFIX}.>"),
+        )
+        try:
+            await self.js.update_stream(config)
+        except NotFoundError:
+            await self.js.add_stream(config)
+
+    async def last(self, task_id: str) -> WireFrame | None:
+        """The newest stored frame of ``task_id`` (``None`` if it has none)."""
+        try:
+            msg = await self.js.get_last_msg(self.stream, self.subject(task_id), direct=True)
+        except NotFoundError:
+            return None
+        if not msg.data:
+            return None
+        return WireFrame.parse(msg.data, sseq=msg.seq or 0)
+
+    async def claim(self, task_id: str, data: bytes, *, seq: int, after_sseq: int) -> PubAck:
+        """Publish frame ``seq`` only if the task's newest stored frame is still ``after_sseq``.
+
+        A second writer of the same task (a job delivered twice at once) loses this race with
+        ``nats.js.errors.BadRequestError`` (err_code 10071) instead of reusing a ``seq``.
+        """
+        return await self.js.publish(
+            self.subject(task_id),
+            data,
+            headers={
+                _EXPECTED_LAST_SUBJECT_SEQ: str(after_sseq),
+                _MSG_ID: f"{task_id}:{seq}",
+            },
+        )
+
+    async def publish_async(self, task_id: str, data: bytes, *, seq: int) -> object:
+        """Publish frame ``seq`` without waiting; returns the acknowledgement's future.
+
+        ``Nats-Msg-Id`` makes a republished frame (after a lost acknowledgement) a no-op.
+        """
+        return await self.js.publish_async(
+            self.subject(task_id), data, headers={_MSG_ID: f"{task_id}:{seq}"}
+        )
+
+    async def replay(self, task_id: str, *, after_sseq: int) -> JetStreamContext.PushSubscription:
+        """An ordered consumer over ``task_id``'s stored frames after stream seq ``after_sseq``.
+
+        It delivers what is stored and then what is stored next, in order; the caller reads
+        with ``next_msg`` and unsubscribes when it has caught up.
+        """
+        if after_sseq > 0:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sseq + 1
+            )
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        return await self.js.subscribe(
+            self.subject(task_id),
+            stream=self.stream,
+            ordered_consumer=True,
+            config=config,
+            pending_msgs_limit=4096,
+            pending_bytes_limit=8 << 20,
+        )

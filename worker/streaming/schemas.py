@@ -1,0 +1,59 @@
+"""Wire models of the streaming door, for validation and for the generated documents."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from worker.durations import GoDuration
+from worker.gojson import GoModel
+
+
+class FrameError(BaseModel):
+    code: str = Field(description="timeout, agent_error, cancelled, ...")
+    message: str
+
+
+class Frame(BaseModel):
+    """One progress frame of a run (CONTRACT section 3). SSE: ``id`` is ``seq``, ``event`` is
+    ``status``, ``data`` is this JSON."""
+
+    task_id: str
+    seq: int = Field(ge=1, description="1, 2, 3... with no gaps for a task, across attempts.")
+    status: Literal["started", "processing", "completed", "failed", "cancelled"]
+    progress: int = Field(ge=0, le=100)
+    message: str
+    partial_result: Any = Field(None, description="A streamed token or a step's result.")
+    ts: str = Field(description="RFC 3339 UTC time the frame was made, in milliseconds.")
+    attempt: int = Field(1, ge=1, description="Which run of the task made the frame.")
+    result: Any = Field(None, description="On the `completed` frame: the run's output.")
+    error: FrameError | None = Field(None, description="On `failed` and `cancelled` frames.")
+    coalesced: int | None = Field(
+        None,
+        ge=2,
+        description="Present when a reader fell behind: this frame stands for the frames "
+        "seq-coalesced+1 ... seq (text partial results joined).",
+    )
+
+
+class ChatMessage(GoModel):
+    """What a client sends on ``GET /v1/agents/{agent_id}/ws``: a run's input, or a cancel."""
+
+    input: Any = Field(None, description="The agent's input; starts a run.")
+    timeout: GoDuration | None = Field(None, description="The run's deadline (default 30s).")
+    cancel: bool = Field(False, description="Cancel the run in progress.")
+
+
+class SocketErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    details: Any = None
+    resume_from_seq: int | None = None
+
+
+class SocketError(BaseModel):
+    """An error sent on a socket (WebSocket message, or SSE ``event: error``)."""
+
+    error: SocketErrorDetail

@@ -1,0 +1,182 @@
+"""Publishing one attempt's frames of a task: numbered, in order, pipelined, never blocking the run.
+
+``emit`` only appends to a queue; a publisher task numbers the drafts as it sends them. The
+first frame of an attempt is published with ``Nats-Expected-Last-Subject-Sequence``: it reads
+the task's newest stored frame, continues its ``seq`` (and counts the attempt), and loses the
+race cleanly if another writer got there first, so ``seq`` has no gaps and no repeats across
+attempts. Later frames go out in pipelined batches (``publish_async``), each with a
+``Nats-Msg-Id``, so a batch resent after a lost acknowledgement is not stored twice.
+
+While the log is unreachable the writer retries with backoff, and progress drafts waiting
+behind the batch in flight are coalesced, so memory stays bounded; ``close`` bounds how long
+the run waits for its last frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import nats.errors
+from nats.js.errors import BadRequestError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from worker.streaming.frames import PROCESSING, Draft
+from worker.streaming.log import FrameLog
+from worker.telemetry.logs import get_logger
+from worker.telemetry.metrics import (
+    STREAM_FRAMES_COALESCED,
+    STREAM_FRAMES_DROPPED,
+    STREAM_FRAMES_PUBLISHED,
+)
+
+log = get_logger(__name__)
+_WRONG_LAST_SEQUENCE = 10071
+# Transient: NATS reconnecting, JetStream electing a leader, an acknowledgement lost.
+_TRANSIENT = (nats.errors.Error, TimeoutError, OSError)
+
+
+def _retrying() -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception_type(_TRANSIENT),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+        reraise=True,
+    )
+
+
+class FrameWriter:
+    """Publishes the frames of one attempt of ``task_id`` to the log."""
+
+    def __init__(
+        self,
+        *,
+        log: FrameLog,
+        task_id: str,
+        service: str,
+        window: int = 256,
+        max_pending: int = 1024,
+        ack_timeout: float = 5.0,
+    ) -> None:
+        self._log = log
+        self.task_id = task_id
+        self._service = service
+        self._window = window
+        self._max_pending = max_pending
+        self._ack_timeout = ack_timeout
+        self._pending: deque[Draft] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.next_seq = 0
+        self._attempt = 1
+        self.progress = 0
+        self.attempt: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._coalesced = STREAM_FRAMES_COALESCED.labels(service, "log")
+        self._published = STREAM_FRAMES_PUBLISHED.labels(service)
+
+    def start(self) -> None:
+        """Start publishing in the background."""
+        self._task = asyncio.create_task(self._publish(), name=f"frames:{self.task_id}")
+
+    def emit(self, draft: Draft) -> None:
+        """Queue ``draft``; never waits (a backlog of progress drafts is coalesced)."""
+        self.progress = draft.progress
+        pending = self._pending
+        if (
+            len(pending) >= self._max_pending
+            and draft.status == PROCESSING
+            and pending[-1].status == PROCESSING
+        ):
+            pending[-1].absorb(draft)
+            self._coalesced.inc()
+        else:
+            pending.append(draft)
+        self._wake.set()
+
+    async def close(self, within: float) -> None:
+        """Publish what is queued, waiting at most ``within`` seconds, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), within)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            dropped = len(self._pending)
+            STREAM_FRAMES_DROPPED.labels(self._service, "log_unreachable").inc(dropped)
+            log.warning("frames not published in time", task_id=self.task_id, dropped=dropped)
+        if not self.attempt.done():
+            self.attempt.cancel()
+
+    async def _publish(self) -> None:
+        try:
+            await self._claim()
+            while True:
+                if not self._pending:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                count = min(self._window, len(self._pending))
+                await self._send([self._pending.popleft() for _ in range(count)])
+        except Exception:  # the run goes on without frames rather than failing
+            log.exception("frame publisher failed", task_id=self.task_id)
+            STREAM_FRAMES_DROPPED.labels(self._service, "publish_failed").inc(len(self._pending))
+            self._pending.clear()
+            if not self.attempt.done():
+                self.attempt.cancel()
+
+    async def _claim(self) -> None:
+        """Publish the attempt's first frame right after the task's newest stored one."""
+        while not self._pending:
+            self._wake.clear()
+            await self._wake.wait()
+        first = self._pending.popleft()
+        async for retry in _retrying():
+            with retry:
+                while True:
+                    last = await self._log.last(self.task_id)
+                    seq = last.seq + 1 if last else 1
+                    attempt = last.attempt + 1 if last else 1
+                    data = first.encode(task_id=self.task_id, seq=seq, attempt=attempt)
+                    try:
+                        await self._log.claim(
+                            self.task_id, data, seq=seq, after_sseq=last.sseq if last else 0
+                        )
+                    except BadRequestError as exc:
+                        if exc.err_code != _WRONG_LAST_SEQUENCE:
+                            raise
+                        continue  # another writer published meanwhile: read again
+                    break
+        self.next_seq = seq + 1
+        self._attempt = attempt
+        self.attempt.set_result(attempt)
+        self._published.inc()
+
+    async def _send(self, batch: list[Draft]) -> None:
+        first_seq = self.next_seq
+        encoded = [
+            d.encode(task_id=self.task_id, seq=first_seq + i, attempt=self._attempt)
+            for i, d in enumerate(batch)
+        ]
+        async for retry in _retrying():
+            with retry:
+                futures: list[Any] = []
+                try:
+                    for i, data in enumerate(encoded):
+                        futures.append(
+                            await self._log.publish_async(self.task_id, data, seq=first_seq + i)
+                        )
+                    await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
+                finally:
+                    for future in futures:
+                        if not future.done():
+                            future.cancel()
+        self.next_seq = first_seq + len(batch)
+        self._published.inc(len(batch))
