@@ -1,0 +1,220 @@
+"""``python -m bench.jobs``: jobs/s and publish-to-callback latency, worker against a raw loop.
+
+One run, one machine, loopback only:
+1. A real nats-server, one worker process, a callback receiver (aiohttp, in this process).
+2. Throughput: N jobs for the `echo` agent published as the Go seed does (core-NATS publish of
+   the TaskMessage JSON), as fast as they go; jobs/s = N / (first publish -> last callback).
+3. Latency: jobs published at half the measured rate for a few seconds; p50/p99 of
+   publish -> callback received.
+4. Floor: the same N messages in a stream of their own, drained by a bare nats-py
+   fetch-and-ack loop in its own process (no parsing, no agent, no result, no callback).
+Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import nats
+import orjson
+from aiohttp import web
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
+
+from worker.testing import NatsServer, WorkerProcess
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "jobs.md"
+
+
+class Receiver:
+    """Counts callbacks and when they arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.duplicates = 0
+        self.done = asyncio.Event()
+        self.expect = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        task_id = body["task_id"]
+        if task_id in self.arrived:
+            self.duplicates += 1
+        else:
+            self.arrived[task_id] = time.perf_counter()
+            if len(self.arrived) >= self.expect:
+                self.done.set()
+        return web.Response(status=204)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def task(task_id: str, agent_id: str, callback: str) -> bytes:
+    return orjson.dumps(
+        {
+            "id": task_id,
+            "type": "agent_execution",
+            "payload": {"agent_id": agent_id, "input": task_id},
+            "callback": callback,
+            "timeout": 30_000_000_000,
+        }
+    )
+
+
+async def run_jobs(
+    nc: nats.NATS,
+    rx: Receiver,
+    base: str,
+    agent_id: str,
+    *,
+    n: int,
+    rate: float | None,
+    limit: float,
+) -> tuple[float, list[float]]:
+    """Publish ``n`` jobs (at ``rate`` per second, or flat out); wait for their callbacks."""
+    sent: dict[str, float] = {}
+    rx.arrived.clear()
+    rx.done.clear()
+    rx.expect = n
+    start = time.perf_counter()
+    for i in range(n):
+        task_id = uuid.uuid4().hex
+        sent[task_id] = time.perf_counter()
+        await nc.publish("agent.execute", task(task_id, agent_id, f"{base}/cb"))
+        if rate is not None:
+            wait = start + (i + 1) / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        elif i % 500 == 499:
+            await nc.flush()
+    await nc.flush()
+    try:
+        await asyncio.wait_for(rx.done.wait(), limit)
+    except TimeoutError:
+        print(f"  timed out: {len(rx.arrived)}/{n} callbacks", file=sys.stderr)
+    end = max(rx.arrived.values(), default=time.perf_counter())
+    lat = [rx.arrived[t] - s for t, s in sent.items() if t in rx.arrived]
+    return len(lat) / (end - start), lat
+
+
+async def raw_floor(url: str, n: int, batch: int) -> float:
+    """msgs/s of a bare fetch-and-ack loop over ``n`` messages."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(
+        StreamConfig(name="RAW", subjects=["raw.execute"], retention=RetentionPolicy.WORK_QUEUE)
+    )
+    await js.add_consumer(
+        "RAW",
+        ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=100_000),
+    )
+    payload = task(uuid.uuid4().hex, "x", "http://127.0.0.1:9/cb")
+    pending = [js.publish_async("raw.execute", payload) for _ in range(n)]
+    await asyncio.gather(*pending)
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bench.jobs.rawloop", url, "RAW", "raw", str(n), str(batch)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    await nc.close()
+    result = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return float(result["count"]) / float(result["seconds"])
+
+
+async def main(n: int, latency_seconds: float, batch: int) -> None:
+    server = NatsServer().start()
+    rx = Receiver()
+    app = web.Application()
+    app.router.add_post("/cb", rx.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    state = tempfile.mkdtemp(prefix="bench-jobs-")
+    w = WorkerProcess(
+        {
+            "WORKER_NATS_URL": server.url,
+            "WORKER_HTTP_PORT": "0",
+            "WORKER_STATE_DIR": state,
+            "WORKER_CALLBACK_ALLOW": "127.0.0.1",
+            "WORKER_LOG_LEVEL": "warning",
+            "WORKER_MAX_JOBS": "256",
+            "WORKER_JOB_FETCH_BATCH": str(batch),
+            "WORKER_CALLBACK_CONCURRENCY": "128",
+        }
+    ).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(w.url + "/v1/agents", json={"type": "echo"}) as resp,
+        ):
+            agent_id = (await resp.json())["id"]
+        nc = await nats.connect(server.url)
+        await run_jobs(nc, rx, base, agent_id, n=min(500, n), rate=None, limit=60)  # warm-up
+        rate, lat = await run_jobs(nc, rx, base, agent_id, n=n, rate=None, limit=120)
+        half = max(50.0, rate / 2)
+        count = int(half * latency_seconds)
+        _, lat_half = await run_jobs(
+            nc, rx, base, agent_id, n=count, rate=half, limit=latency_seconds + 30
+        )
+        await nc.close()
+        floor = await raw_floor(server.url, n, batch)
+    finally:
+        w.stop()
+        await runner.cleanup()
+        server.close()
+    rows = [
+        (
+            "worker: publish -> callback, flat out",
+            f"{rate:,.0f} jobs/s",
+            f"{pct(lat, 0.5):.1f}",
+            f"{pct(lat, 0.99):.1f}",
+        ),
+        (
+            f"worker: at half that rate ({half:,.0f}/s, {count} jobs)",
+            "-",
+            f"{pct(lat_half, 0.5):.1f}",
+            f"{pct(lat_half, 0.99):.1f}",
+        ),
+        ("raw nats-py fetch+ack loop (floor)", f"{floor:,.0f} msgs/s", "-", "-"),
+    ]
+    text = [
+        f"Jobs benchmark: {n} jobs, fetch batch {batch}, echo agent, {os.cpu_count()} CPUs",
+        "",
+        "| run | throughput | p50 ms | p99 ms |",
+        "| --- | --- | --- | --- |",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        f"worker / raw loop: {rate / floor:.2f}x; callbacks duplicated: {rx.duplicates}; "
+        f"median latency flat out {statistics.median(lat) * 1000:.1f} ms",
+        "",
+        f"Command: `python -m bench.jobs --jobs {n} --latency-seconds {latency_seconds:g}`",
+    ]
+    print("\n".join(text))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--latency-seconds", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.latency_seconds, args.batch))

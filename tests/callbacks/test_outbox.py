@@ -1,0 +1,91 @@
+"""Callback delivery rules: only 2xx succeeds; 429 honours Retry-After; 3xx and 4xx are final."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aiohttp
+from aiohttp import web
+from nats.aio.client import Client
+
+from tests.conftest import SpawnWorker
+from tests.http.helpers import call
+from tests.jobs.conftest import go_task
+from tests.jobs.receiver import Receiver
+from tests.jobs.test_flow import _agent, _subject
+from worker.callbacks.outbox import backoff, retry_after_seconds
+
+
+def test_backoff_and_retry_after() -> None:
+    assert all(0 <= backoff(n, cap=300) <= min(300, 2 ** (n - 1)) for n in range(1, 30))
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+async def test_429_is_retried_after_its_retry_after(
+    spawn_worker: SpawnWorker,
+    job_env: dict[str, str],
+    receiver: Receiver,
+    http: aiohttp.ClientSession,
+    nc: Client,
+) -> None:
+    w = spawn_worker(job_env)
+    agent_id = await _agent(http, w, {"type": "echo"})
+    receiver.status, receiver.headers = 429, {"Retry-After": "2"}
+    task_id = str(uuid.uuid4())
+    await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+    for _ in range(100):
+        if receiver.attempts:
+            break
+        await asyncio.sleep(0.05)
+    first = asyncio.get_running_loop().time()
+    receiver.status, receiver.headers = 200, {}
+    await receiver.wait_for({task_id}, within=20)
+    waited = asyncio.get_running_loop().time() - first
+    assert waited >= 1.5, waited  # the receiver asked for 2 s
+
+
+async def test_redirects_and_client_errors_are_final(
+    spawn_worker: SpawnWorker,
+    job_env: dict[str, str],
+    http: aiohttp.ClientSession,
+    nc: Client,
+) -> None:
+    hits: dict[str, int] = {}
+
+    async def answer(request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        hits[kind] = hits.get(kind, 0) + 1
+        if kind == "redirect":
+            raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+        return web.Response(status=404 if kind == "gone" else 410)
+
+    app = web.Application()
+    app.router.add_post("/{kind}/{task_id}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        w = spawn_worker(job_env)
+        agent_id = await _agent(http, w, {"type": "echo"})
+        for kind in ("redirect", "gone", "removed"):
+            task_id = str(uuid.uuid4())
+            url = f"http://127.0.0.1:{port}/{kind}/{task_id}"
+            await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", url))
+        for _ in range(200):
+            _, page, _ = await call(http, "GET", w.url + "/v1/dead-letters")
+            if len(page["dead_letters"]) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        reasons = sorted(d["reason"] for d in page["dead_letters"])
+        assert reasons == ["callback_rejected"] * 3
+        details = " ".join(d["detail"] for d in page["dead_letters"])
+        assert "redirects are not followed" in details
+        await asyncio.sleep(1.0)
+        assert hits == {"redirect": 1, "gone": 1, "removed": 1}  # never retried
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,77 @@
+"""Fixtures for the jobs door: callback receivers and a Go-like publisher."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats as nats_py
+import pytest
+from nats.aio.client import Client
+
+from tests.jobs.receiver import SECRET, Receiver
+from worker.testing import NatsServer
+
+JOB_ENV = {
+    "WORKER_CALLBACK_SECRET": SECRET,
+    "WORKER_CALLBACK_ALLOW": "127.0.0.1",
+    "WORKER_JOB_ACK_WAIT": "2s",
+    "WORKER_CALLBACK_BREAKER_RESET": "1s",
+    "WORKER_SHUTDOWN_GRACE": "10s",
+}
+
+
+@pytest.fixture
+def job_env() -> dict[str, str]:
+    """Each test its own streams, consumers and buckets, on the session's nats-server."""
+    tag = uuid.uuid4().hex[:8].upper()
+    return {
+        **JOB_ENV,
+        "WORKER_TASKS_STREAM": f"TASKS_{tag}",
+        "WORKER_TASKS_SUBJECT": f"agent.execute.t{tag.lower()}",
+        "WORKER_TASKS_CONSUMER": f"workers-{tag.lower()}",
+        "WORKER_TASKS_BUCKET": f"tasks_{tag.lower()}",
+        "WORKER_CALLBACK_STREAM": f"CALLBACKS_{tag}",
+        "WORKER_CALLBACK_SUBJECT": f"agentos.callbacks.t{tag.lower()}",
+        "WORKER_DLQ_STREAM": f"DLQ_{tag}",
+        "WORKER_DLQ_SUBJECT": f"test.dlq.t{tag.lower()}",
+    }
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def nc(nats: NatsServer) -> AsyncIterator[Client]:
+    client = await nats_py.connect(nats.url)
+    yield client
+    await client.drain()
+
+
+def go_task(
+    task_id: str,
+    agent_id: str,
+    value: str,
+    callback: str,
+    *,
+    timeout_ns: int = 300_000_000_000,
+    stream_url: str | None = None,
+) -> bytes:
+    """A TaskMessage as the seed's Go code marshals it: tagged keys in field order, the
+    payload map's keys sorted (Go sorts map keys), the time.Duration as integer nanoseconds."""
+    msg: dict[str, Any] = {
+        "id": task_id,
+        "type": "agent_execution",
+        "payload": {"agent_id": agent_id, "input": value},
+        "callback": callback,
+        "timeout": timeout_ns,
+    }
+    if stream_url is not None:
+        msg["stream_url"] = stream_url
+    return json.dumps(msg, separators=(",", ":")).encode()

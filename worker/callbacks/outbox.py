@@ -1,0 +1,366 @@
+"""Callback delivery: a first attempt inline, then a JetStream outbox stream of its own.
+
+A job's result is stored, its callback is attempted once, and only then is the job acked; a
+callback that must be retried goes into the outbox first. So a worker that dies at any point
+still gets the callback delivered, by itself or another worker: before the ack the job is
+redelivered and finds its stored result; after it, the outbox holds the callback. In the outbox
+each attempt is one delivery of its message; retrying is handing it back with a delay (``nak``),
+so the retry schedule survives restarts. The delay is computed here (exponential,
+with full jitter, honouring ``Retry-After``) because the attempt count lives in JetStream, not in
+a retry loop a library could own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import FetchTimeoutError
+from opentelemetry import propagate, trace
+from pydantic import BaseModel, ValidationError
+
+from worker.callbacks.signing import CallbackSigner
+from worker.callbacks.ssrf import CallbackPolicy, CallbackRefused, CheckedResolver, refusal_in
+from worker.jobs.dead_letters import DeadLetters
+from worker.jobs.topology import CALLBACK_CONSUMER
+from worker.resilience.breaker import AsyncBreaker, BreakerOpen
+from worker.telemetry.logs import get_logger
+from worker.telemetry.metrics import CALLBACK_ATTEMPTS, CALLBACK_LATENCY, NATS_MESSAGES
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("agentos.worker")
+
+
+class Delivery(BaseModel):
+    """One callback waiting in the outbox."""
+
+    task_id: str
+    url: str
+    body: str
+    webhook_id: str
+    first_at: datetime
+    traceparent: str | None = None
+
+
+class _Retry(Exception):
+    """The receiver failed in a way worth another attempt."""
+
+    def __init__(self, why: str, *, retry_after: float | None = None, counts: bool = True) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
+        self.counts = counts  # False for 429: the receiver is alive, only asking to slow down
+
+
+class CallbackBreakers:
+    """A circuit breaker per receiver (host:port), created on first use."""
+
+    def __init__(self, *, fail_max: int, reset_timeout: float) -> None:
+        self._fail_max = fail_max
+        self._reset = reset_timeout
+        self._by_host: dict[str, AsyncBreaker] = {}
+
+    def get(self, host: str) -> AsyncBreaker:
+        """The breaker of ``host``."""
+        breaker = self._by_host.get(host)
+        if breaker is None:
+            breaker = AsyncBreaker(
+                name=f"callback:{host}",
+                fail_max=self._fail_max,
+                reset_timeout=self._reset,
+                counts=is_receiver_failure,
+            )
+            self._by_host[host] = breaker
+        return breaker
+
+
+def is_receiver_failure(exc: BaseException) -> bool:
+    """Does ``exc`` count against the receiver's breaker? (5xx, 408, timeouts, refused
+    connections do; a 429 or a 4xx answer shows a live receiver and does not.)"""
+    return isinstance(exc, _Retry) and exc.counts
+
+
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    """A callback that will never be delivered: it goes to the dead-letter stream."""
+
+    reason: str
+    detail: str
+
+
+class _Rejected(Exception):
+    """The receiver answered in a way that will not change (3xx, 4xx but 408/429)."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter for delivery ``attempt`` (1-based)."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311 - jitter
+
+
+class CallbackOutbox:
+    """Publishes callbacks into the outbox and delivers them from it."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        stream: str,
+        subject: str,
+        policy: CallbackPolicy,
+        signer: CallbackSigner,
+        dead_letters: DeadLetters,
+        breakers: CallbackBreakers,
+        timeout: float,
+        retry_for: float,
+        max_backoff: float,
+        concurrency: int,
+        batch: int = 64,
+    ) -> None:
+        self._js = js
+        self._stream = stream
+        self._subject = subject
+        self._policy = policy
+        self._signer = signer
+        self._dead = dead_letters
+        self._breakers = breakers
+        self._timeout = timeout
+        self._retry_for = retry_for
+        self._max_backoff = max_backoff
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._batch = batch
+        self._session: aiohttp.ClientSession | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Begin delivering."""
+        connector = aiohttp.TCPConnector(
+            resolver=CheckedResolver(self._policy),
+            limit=self._concurrency,
+            limit_per_host=max(4, self._concurrency // 4),
+            ttl_dns_cache=None,
+            use_dns_cache=False,  # resolve (and check) for every new connection
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            trust_env=False,
+            raise_for_status=False,
+        )
+        sub = await self._js.pull_subscribe_bind(durable=CALLBACK_CONSUMER, stream=self._stream)
+        self._loop_task = asyncio.create_task(self._run(sub), name="callback-outbox")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop fetching; let deliveries under way finish for up to ``grace`` seconds."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping:
+            free = self._concurrency - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs = await sub.fetch(min(free, self._batch), timeout=1.0)
+            except (FetchTimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a reconnecting client: wait and fetch again
+                log.warning("callback fetch failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                task = asyncio.create_task(self._deliver(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def send(
+        self, *, task_id: str, url: str, body: bytes, traceparent: str | None = None
+    ) -> None:
+        """Deliver a callback: one attempt now; if it must be retried, into the outbox.
+
+        The caller has stored the result and has not acked its job yet, so even this first
+        attempt is durable: a worker dying here gets the job redelivered, which finds the stored
+        result and sends it again. Retries (for hours) live in the outbox stream.
+        """
+        delivery = Delivery(
+            task_id=task_id,
+            url=url,
+            body=body.decode(),
+            webhook_id=f"msg_{task_id}",
+            first_at=datetime.now(UTC),
+            traceparent=traceparent,
+        )
+        outcome = await self._attempt(delivery, 1)
+        if outcome is None:
+            return
+        if isinstance(outcome, _GiveUp):
+            await self._bury(delivery, outcome, 1, delivery.model_dump_json().encode())
+            return
+        await self._js.publish(self._subject, delivery.model_dump_json().encode())
+        NATS_MESSAGES.labels(self._subject, "published").inc()
+
+    async def _deliver(self, msg: Msg) -> None:
+        """One delivery attempt of a callback from the outbox stream."""
+        attempt = (msg.metadata.num_delivered or 1) + 1  # the first attempt was made inline
+        try:
+            delivery = Delivery.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._dead.add(
+                reason="callback_invalid",
+                detail=str(exc),
+                original=msg.data,
+                subject=self._subject,
+                attempts=attempt,
+            )
+            await msg.ack()
+            return
+        age = (datetime.now(UTC) - delivery.first_at).total_seconds()
+        if age > self._retry_for:
+            outcome: _GiveUp | float | None = _GiveUp(
+                "callback_expired", f"not delivered within {self._retry_for:g}s"
+            )
+        else:
+            outcome = await self._attempt(delivery, attempt)
+        if outcome is None:
+            await msg.ack()
+        elif isinstance(outcome, _GiveUp):
+            await self._bury(delivery, outcome, attempt, msg.data)
+            await msg.ack()
+        else:
+            await msg.nak(delay=outcome)
+
+    async def _attempt(self, delivery: Delivery, attempt: int) -> _GiveUp | float | None:
+        """POST once. None when delivered; a delay before the next attempt; or a give-up."""
+        try:
+            url = self._policy.check_url(delivery.url)
+        except CallbackRefused as exc:
+            CALLBACK_ATTEMPTS.labels("refused").inc()
+            return _GiveUp("callback_refused", str(exc))
+        # One breaker per receiver: host and port, so two services on one machine are two.
+        breaker = self._breakers.get(f"{url.host}:{url.port}")
+        try:
+            with breaker.calling():
+                await self._post(delivery, attempt)
+        except BreakerOpen as exc:
+            CALLBACK_ATTEMPTS.labels("breaker_open").inc()
+            return max(exc.retry_after or 0.5, 0.05)
+        except _Retry as exc:
+            CALLBACK_ATTEMPTS.labels("retry").inc()
+            delay = exc.retry_after
+            if delay is None:
+                delay = backoff(attempt, cap=self._max_backoff)
+            log.info(
+                "callback will be retried",
+                task_id=delivery.task_id,
+                attempt=attempt,
+                delay=round(delay, 3),
+                why=str(exc),
+            )
+            return min(max(delay, 0.05), self._max_backoff)
+        except _Rejected as exc:
+            CALLBACK_ATTEMPTS.labels("rejected").inc()
+            return _GiveUp("callback_rejected", str(exc))
+        except CallbackRefused as exc:
+            CALLBACK_ATTEMPTS.labels("refused").inc()
+            return _GiveUp("callback_refused", str(exc))
+        CALLBACK_ATTEMPTS.labels("delivered").inc()
+        NATS_MESSAGES.labels(self._subject, "delivered").inc()
+        return None
+
+    async def _post(self, delivery: Delivery, attempt: int) -> None:
+        if self._session is None:
+            raise RuntimeError("outbox not started")
+        body = delivery.body.encode()
+        headers = self._signer.headers(delivery.webhook_id, body)
+        parent = propagate.extract({"traceparent": delivery.traceparent or ""})
+        start = time.perf_counter()
+        outcome = "error"
+        with tracer.start_as_current_span(
+            "callback deliver",
+            context=parent,
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "agentos.task_id": delivery.task_id,
+                "agentos.attempt": attempt,
+                "http.request.method": "POST",
+            },
+        ) as span:
+            propagate.inject(headers)
+            try:
+                async with self._session.post(
+                    delivery.url, data=body, headers=headers, allow_redirects=False
+                ) as resp:
+                    await resp.read()
+                    status = resp.status
+                    span.set_attribute("http.response.status_code", status)
+                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+            except aiohttp.InvalidURL as exc:
+                outcome = "refused"
+                raise CallbackRefused(f"callback URL is invalid: {exc}") from None
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                refused = refusal_in(exc)
+                if refused is not None:
+                    outcome = "refused"
+                    raise refused from None
+                outcome = "connection_error"
+                raise _Retry(f"{type(exc).__name__}: {exc}") from None
+            finally:
+                CALLBACK_LATENCY.labels(outcome if outcome != "error" else "answered").observe(
+                    time.perf_counter() - start
+                )
+        if 200 <= status < 300:
+            return
+        if status == 429:
+            raise _Retry("429 Too Many Requests", retry_after=retry_after, counts=False)
+        if status == 408 or status >= 500:
+            raise _Retry(f"receiver answered {status}", retry_after=retry_after)
+        if 300 <= status < 400:
+            raise _Rejected(f"receiver answered {status}: redirects are not followed")
+        raise _Rejected(f"receiver answered {status}")
+
+    async def _bury(self, delivery: Delivery, why: _GiveUp, attempt: int, original: bytes) -> None:
+        await self._dead.add(
+            reason=why.reason,
+            detail=why.detail,
+            original=original,
+            subject=self._subject,
+            attempts=attempt,
+            task_id=delivery.task_id,
+        )

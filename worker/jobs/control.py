@@ -1,0 +1,119 @@
+"""The jobs door's side channels: cancel requests and consumer lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+
+from worker.callbacks.outbox import CallbackOutbox
+from worker.callbacks.ssrf import CallbackPolicy
+from worker.config import Settings
+from worker.jobs.dead_letters import DeadLetters
+from worker.jobs.models import (
+    TaskRecord,
+    TaskStatus,
+)
+from worker.jobs.results import StaleRecord, TaskStore
+from worker.jobs.runner import JobRunner
+from worker.jobs.topology import CALLBACK_CONSUMER, CANCEL_SUBJECT_PREFIX
+from worker.telemetry.logs import get_logger
+from worker.telemetry.metrics import CONSUMER_PENDING
+
+log = get_logger(__name__)
+
+
+class JobControl:
+    """Listens for cancels and max-delivery advisories; polls consumer lag."""
+
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        js: JetStreamContext,
+        settings: Settings,
+        runner: JobRunner,
+        tasks: TaskStore,
+        dead_letters: DeadLetters,
+        outbox: CallbackOutbox,
+        policy: CallbackPolicy,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._s = settings
+        self._runner = runner
+        self._tasks = tasks
+        self._dead = dead_letters
+        self._outbox = outbox
+        self._policy = policy
+        self._subs: list[Subscription] = []
+        self._lag_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe and start polling."""
+        # Every worker hears every cancel: whichever runs the job stops it.
+        self._subs.append(
+            await self._nc.subscribe(f"{CANCEL_SUBJECT_PREFIX}.*", cb=self._on_cancel)
+        )
+        # One worker of the pool records the cancel for a job nobody runs yet.
+        self._subs.append(
+            await self._nc.subscribe(
+                f"{CANCEL_SUBJECT_PREFIX}.*",
+                queue="agentos-cancel-record",
+                cb=self._on_cancel_record,
+            )
+        )
+        self._lag_task = asyncio.create_task(self._poll_lag(), name="consumer-lag")
+
+    async def stop(self) -> None:
+        """Unsubscribe and stop polling."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+
+    async def request_cancel(self, task_id: str) -> None:
+        """Ask the pool to cancel ``task_id`` wherever it is."""
+        await self._nc.publish(f"{CANCEL_SUBJECT_PREFIX}.{task_id}", b"")
+        await self._nc.flush()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        task_id = msg.subject.rsplit(".", 1)[-1]
+        if self._runner.cancel_local(task_id):
+            log.info("job cancelled", task_id=task_id)
+
+    async def _on_cancel_record(self, msg: Msg) -> None:
+        task_id = msg.subject.rsplit(".", 1)[-1]
+        for _ in range(3):
+            stored = await self._tasks.get(task_id)
+            if stored is not None and (
+                stored.record.status.final or stored.record.cancel_requested
+            ):
+                return
+            record = stored.record if stored else TaskRecord(id=task_id, status=TaskStatus.QUEUED)
+            record.cancel_requested = True
+            try:
+                await self._tasks.put(record, revision=stored.revision if stored else None)
+            except StaleRecord:
+                continue
+            return
+
+    async def _poll_lag(self) -> None:
+        pairs = (
+            (self._s.tasks_stream, self._s.tasks_consumer),
+            (self._s.callback_stream, CALLBACK_CONSUMER),
+        )
+        while True:
+            for stream, consumer in pairs:
+                with contextlib.suppress(Exception):
+                    info = await self._js.consumer_info(stream, consumer)
+                    CONSUMER_PENDING.labels(consumer, "pending").set(info.num_pending or 0)
+                    CONSUMER_PENDING.labels(consumer, "ack_pending").set(info.num_ack_pending or 0)
+            await asyncio.sleep(5.0)

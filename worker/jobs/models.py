@@ -1,0 +1,228 @@
+"""The job messages on the wire and the job records the worker keeps.
+
+``TaskMessage`` is the seed's Go struct as ``encoding/json`` writes it: ``timeout`` an integer of
+nanoseconds (Go's duration strings are accepted too), keys matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from worker.durations import GoDuration, ReportedDuration
+from worker.gojson import GoModel
+
+TASK_TYPE = "agent_execution"
+TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+
+
+class TaskStatus(StrEnum):
+    """Where a job is. The last four are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+    @property
+    def final(self) -> bool:
+        """True once the job is over (nothing runs it now)."""
+        return self in _FINAL
+
+    @property
+    def settled(self) -> bool:
+        """True when the job has a result to deliver: it ran to an outcome. A dead job never
+        did, so publishing (or replaying) it again runs it."""
+        return self in _FINAL and self is not TaskStatus.DEAD
+
+
+_FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.DEAD})
+
+
+class TaskMessage(GoModel):
+    """The seed's ``TaskMessage``, published on ``agent.execute``."""
+
+    id: str = Field(pattern=TASK_ID_PATTERN, description="Task id, also its idempotency key.")
+    type: str = Field(description=f"Always {TASK_TYPE!r}.")
+    payload: dict[str, Any] = Field(description='{"agent_id": "...", "input": ...}')
+    callback: str | None = Field(
+        None, max_length=2048, description="URL the result is POSTed to (optional)."
+    )
+    timeout: GoDuration | None = Field(
+        None, description="Run time limit: integer nanoseconds or a Go duration; 0 = default."
+    )
+    stream_url: str | None = Field(
+        None, max_length=2048, description="WebSocket URL the run's frames are pushed to."
+    )
+
+    @property
+    def agent_id(self) -> str:
+        """``payload.agent_id`` (checked by ``parse_task``)."""
+        return str(self.payload["agent_id"])
+
+    @property
+    def input(self) -> Any:
+        """``payload.input``."""
+        return self.payload.get("input")
+
+
+class MessageRejected(Exception):
+    """A task message that can never run: it goes to the dead-letter stream with ``reason``."""
+
+    def __init__(self, reason: str, detail: str, *, task_id: str = "", callback: str = "") -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.task_id = task_id
+        self.callback = callback
+
+
+def parse_task(data: bytes) -> TaskMessage:
+    """Decode and check a task message; raise ``MessageRejected`` with the dead-letter reason."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MessageRejected("malformed_json", f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MessageRejected("invalid_message", "a task message is a JSON object")
+    # Best effort, so a bad message with a usable callback still gets a `failed` callback.
+    folded = {str(k).lower(): v for k, v in raw.items()}
+    task_id = folded.get("id") if isinstance(folded.get("id"), str) else ""
+    callback = folded.get("callback") if isinstance(folded.get("callback"), str) else ""
+    try:
+        task = TaskMessage.model_validate(raw)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise MessageRejected(
+            "invalid_message", fields, task_id=str(task_id), callback=str(callback)
+        ) from None
+    if task.type != TASK_TYPE:
+        raise MessageRejected(
+            "unknown_type",
+            f"unknown task type {task.type!r}; expected {TASK_TYPE!r}",
+            task_id=task.id,
+            callback=task.callback or "",
+        )
+    agent_id = task.payload.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        raise MessageRejected(
+            "invalid_message",
+            "payload.agent_id: a non-empty string is required",
+            task_id=task.id,
+            callback=task.callback or "",
+        )
+    if "input" not in task.payload:
+        raise MessageRejected(
+            "invalid_message",
+            "payload.input: field required",
+            task_id=task.id,
+            callback=task.callback or "",
+        )
+    return task
+
+
+class TaskError(BaseModel):
+    """Why a job did not complete."""
+
+    code: str
+    message: str
+
+
+class TaskRecord(BaseModel):
+    """A job's state, kept in the results bucket under its id (24 h)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    status: TaskStatus
+    agent_id: str = ""
+    callback: str | None = None
+    stream_url: str | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    error: TaskError | None = None
+    execution_time: float | None = None
+    cancel_requested: bool = False
+    traceparent: str | None = None
+
+
+class TaskView(BaseModel):
+    """``GET /v1/tasks/{id}``: a job's state as callers see it."""
+
+    id: str
+    status: TaskStatus
+    agent_id: str
+    attempts: int
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: Any = None
+    error: TaskError | None = None
+    execution_time: ReportedDuration | None = None
+    cancel_requested: bool = False
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> TaskView:
+        """The view of ``record``."""
+        return cls(**record.model_dump(include=set(cls.model_fields)))
+
+
+class CallbackMetadata(BaseModel):
+    execution_time: ReportedDuration | None = None
+    attempts: int
+    worker_id: str | None
+
+
+class CallbackBody(BaseModel):
+    """What is POSTed to a task's callback URL (CONTRACT section 2)."""
+
+    task_id: str
+    status: TaskStatus
+    result: Any = None
+    error: TaskError | None = None
+    metadata: CallbackMetadata
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> CallbackBody:
+        """The callback body for a finished ``record``."""
+        return cls(
+            task_id=record.id,
+            status=record.status,
+            result=record.result if record.status == TaskStatus.COMPLETED else None,
+            error=record.error,
+            metadata=CallbackMetadata(
+                execution_time=record.execution_time,
+                attempts=record.attempts,
+                worker_id=record.worker_id,
+            ),
+        )
+
+    def to_json(self) -> bytes:
+        """Serialised, without the ``null`` members a receiver does not need."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.status == TaskStatus.COMPLETED:
+            data.setdefault("result", None)
+        return orjson.dumps(data)
+
+
+class TaskAccepted(BaseModel):
+    """``POST /v1/tasks`` answer."""
+
+    id: str
+    status: TaskStatus
+    location: str

@@ -1,0 +1,161 @@
+"""The jobs door assembled: topology, result store, outbox, dead letters, runner, control."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from opentelemetry import propagate
+
+from worker.agents.store import AgentStore
+from worker.callbacks.outbox import CallbackBreakers, CallbackOutbox
+from worker.callbacks.signing import CallbackSigner
+from worker.callbacks.ssrf import CallbackPolicy
+from worker.config import Settings
+from worker.jobs.control import JobControl
+from worker.jobs.dead_letters import DeadLetters
+from worker.jobs.models import TaskMessage, TaskRecord, TaskStatus
+from worker.jobs.results import StaleRecord, TaskStore
+from worker.jobs.runner import Execute, Finals, JobRunner, invoke_without_frames
+from worker.jobs.topology import Topology, ensure_all
+from worker.telemetry.metrics import NATS_MESSAGES
+
+LOOPBACK = ["127.0.0.0/8", "::1"]
+
+
+@dataclass(slots=True)
+class Jobs:
+    """Everything of the jobs door a handler may need."""
+
+    settings: Settings
+    js: JetStreamContext
+    tasks: TaskStore
+    dead_letters: DeadLetters
+    outbox: CallbackOutbox
+    runner: JobRunner
+    control: JobControl
+    policy: CallbackPolicy
+    breakers: CallbackBreakers
+
+    async def submit(self, task: TaskMessage, *, raw: bytes) -> TaskRecord:
+        """Publish a job as the Go side would (for clients without NATS); returns its record."""
+        stored = await self.tasks.get(task.id)
+        record = (
+            stored.record
+            if stored
+            else TaskRecord(
+                id=task.id,
+                status=TaskStatus.QUEUED,
+                agent_id=task.agent_id,
+                callback=task.callback,
+                stream_url=task.stream_url,
+                created_at=datetime.now(UTC),
+            )
+        )
+        if stored is None:
+            with contextlib.suppress(StaleRecord):
+                await self.tasks.put(record, revision=None)
+        headers: dict[str, str] = {"Nats-Msg-Id": task.id}
+        propagate.inject(headers)
+        await self.js.publish(self.settings.tasks_subject, raw, headers=headers)
+        NATS_MESSAGES.labels(self.settings.tasks_subject, "published").inc()
+        return record
+
+
+def callback_policy(settings: Settings) -> CallbackPolicy:
+    """The callback allow-list; the embedded demo (no NATS URL, nothing listed) allows loopback."""
+    allow = settings.callback_allow or (LOOPBACK if settings.embedded_nats else [])
+    return CallbackPolicy(allow)
+
+
+@contextlib.asynccontextmanager
+async def running_jobs(
+    *,
+    nc: Client,
+    js: JetStreamContext,
+    settings: Settings,
+    agents: AgentStore,
+    execute: Execute = invoke_without_frames,
+    finals: Finals | None = None,
+) -> AsyncIterator[Jobs]:
+    """Start the jobs door; on exit drain the runner (grace period), then stop the rest."""
+    topology = Topology.from_settings(settings)
+    kv = await ensure_all(js, topology)
+    tasks = TaskStore(kv)
+    dead = DeadLetters(js=js, stream=settings.dlq_stream, subject=settings.dlq_subject)
+    policy = callback_policy(settings)
+    breakers = CallbackBreakers(
+        fail_max=settings.callback_breaker_fail_max,
+        reset_timeout=settings.callback_breaker_reset,
+    )
+    outbox = CallbackOutbox(
+        js=js,
+        stream=settings.callback_stream,
+        subject=settings.callback_subject,
+        policy=policy,
+        signer=CallbackSigner(
+            settings.callback_secret.get_secret_value() if settings.callback_secret else None
+        ),
+        dead_letters=dead,
+        breakers=breakers,
+        timeout=settings.callback_timeout,
+        retry_for=settings.callback_retry_for,
+        max_backoff=settings.callback_max_backoff,
+        concurrency=settings.callback_concurrency,
+    )
+
+    async def rebind() -> None:
+        await ensure_all(js, topology)
+
+    runner = JobRunner(
+        execute=execute,
+        finals=finals,
+        nc=nc,
+        js=js,
+        settings=settings,
+        agents=agents,
+        tasks=tasks,
+        outbox=outbox,
+        dead_letters=dead,
+        policy=policy,
+        on_fetch_error=rebind,
+    )
+    control = JobControl(
+        nc=nc,
+        js=js,
+        settings=settings,
+        runner=runner,
+        tasks=tasks,
+        dead_letters=dead,
+        outbox=outbox,
+        policy=policy,
+    )
+    jobs = Jobs(
+        settings=settings,
+        js=js,
+        tasks=tasks,
+        dead_letters=dead,
+        outbox=outbox,
+        runner=runner,
+        control=control,
+        policy=policy,
+        breakers=breakers,
+    )
+    await outbox.start()
+    await control.start()
+    if settings.jobs_enabled:
+        await runner.start()
+    try:
+        yield jobs
+    finally:
+        try:
+            await runner.stop(settings.shutdown_grace)
+        finally:
+            try:
+                await control.stop()
+            finally:
+                await outbox.stop()
