@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run    start a worker with an embedded nats-server and the demo agents
+#   make run    a worker (embedded nats-server, demo agents) and the Go gateway beside it
 #   make test   every lint, type check and test (what CI runs)
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run run-worker test lint typecheck pytest gotest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The worker (embedded nats-server, demo agents) on :8080 and the Go gateway's demo page on :8090.
 run: $(STAMP)
+	gateway_stub/run-with-worker.sh
+
+# The worker alone, with console logs.
+run-worker: $(STAMP)
 	WORKER_DEMO_AGENTS=true WORKER_STATE_DIR=$${WORKER_STATE_DIR:-.state} \
 	WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} $(BIN)/agentos-worker
 
@@ -29,11 +34,20 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# The Go gateway stub (gateway_stub/): vet, gofmt, and its tests against a real nats-server and
+# real workers from this venv. -count=1: Go's test cache cannot see the Python worker change.
+gotest: $(STAMP)
+	cd gateway_stub && go vet ./... && unformatted="$$(gofmt -l .)" && \
+	{ test -z "$$unformatted" || { echo "gofmt -w needed: $$unformatted"; exit 1; }; } && \
+	go test -count=1 ./...
+
+test: lint typecheck pytest gotest
+
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.streaming
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""Benchmarks for the AgentOS worker (not shipped; run from the repo root).
+"""Benchmarks for the AgentOS worker: not shipped, run from the repo root.
 
-``python -m bench.http`` compares the worker's HTTP API with a bare aiohttp
-handler and with LangServe, all serving the same LangChain Runnable.
+Each subpackage is one benchmark with its own command, e.g. ``python -m bench.http``
+(the HTTP API against bare aiohttp and LangServe); results go to ``bench/results/``.
 """

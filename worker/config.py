@@ -95,7 +95,52 @@ class Settings(BaseSettings):
     agents_bucket: str = Field("agentos_agents", description="JetStream KV bucket of agents.")
     kv_replicas: int = Field(1, ge=1, le=5, description="Replicas of the worker's KV buckets.")
 
+    # --- jobs over NATS (CONTRACT section 2) ---------------------------------------------
+    jobs_enabled: bool = Field(True, description="Consume jobs from agent.execute.")
+    tasks_stream: str = Field("AGENTOS_TASKS", description="JetStream stream of job messages.")
+    tasks_subject: str = Field("agent.execute", description="Subject the Go side publishes on.")
+    tasks_consumer: str = Field("agentos-workers", description="Durable pull consumer (pool).")
+    tasks_bucket: str = Field("agentos_tasks", description="KV bucket of job states/results.")
+    task_retention: SettingDuration = Field(
+        86400.0, gt=0, description="How long job messages and results are kept (24h)."
+    )
+    job_ack_wait: SettingDuration = Field(
+        30.0, ge=1, description="Redelivery after this long without an ack or progress."
+    )
+    job_max_deliver: int = Field(5, ge=1, le=100, description="Deliveries before dead letter.")
+    max_jobs: int = Field(64, ge=1, description="Jobs running at once on this worker.")
+    job_fetch_batch: int = Field(32, ge=1, le=1000, description="Messages per fetch.")
+    job_timeout: SettingDuration = Field(
+        300.0, gt=0, description="Run limit of a job whose message sets no timeout."
+    )
+    job_retry_delay: SettingDuration = Field(
+        5.0, gt=0, description="Hand-back delay when a job's providers are unavailable."
+    )
+    shutdown_grace: SettingDuration = Field(
+        25.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight jobs may finish (below "
+        "Kubernetes' terminationGracePeriodSeconds).",
+    )
+    dlq_stream: str = Field("AGENTOS_DLQ", description="JetStream stream of dead letters.")
+    dlq_subject: str = Field("agentos.dlq", description="Dead letters go to <this>.<reason>.")
+    dlq_max_age: SettingDuration = Field(604800.0, gt=0, description="Dead letters kept (7d).")
+
     # --- callbacks (CONTRACT section 2) ---------------------------------------------------
+    callback_stream: str = Field("AGENTOS_CALLBACKS", description="Durable callback outbox.")
+    callback_subject: str = Field("agentos.callbacks", description="Subject of the outbox.")
+    callback_timeout: SettingDuration = Field(10.0, gt=0, description="One delivery attempt.")
+    callback_retry_for: SettingDuration = Field(
+        21600.0, gt=0, description="Retry a failing callback this long (6h), then dead letter."
+    )
+    callback_max_backoff: SettingDuration = Field(
+        300.0, gt=0, description="Longest wait between two delivery attempts."
+    )
+    callback_concurrency: int = Field(64, ge=1, description="Deliveries at once per worker.")
+    callback_breaker_fail_max: int = Field(5, ge=1, description="Failures that open a host.")
+    callback_breaker_reset: SettingDuration = Field(
+        10.0, gt=0, description="Open breaker's wait before a trial delivery."
+    )
     callback_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret (`whsec_...`) for callbacks."
     )
@@ -110,6 +155,64 @@ class Settings(BaseSettings):
     )
     openai_base_url: str | None = Field(
         None, description="Default base URL for `openai` providers (any compatible endpoint)."
+    )
+    provider_breaker_fail_max: int = Field(
+        5, ge=1, description="Consecutive failures that open a provider endpoint's breaker."
+    )
+    provider_breaker_reset_timeout: SettingDuration = Field(
+        30.0, gt=0, description="How long an open provider breaker waits before one trial call."
+    )
+    provider_retry_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per provider call on transient errors (1: none)."
+    )
+    provider_retry_initial_backoff: SettingDuration = Field(
+        0.5, ge=0, description="First wait before a provider retry; doubles, plus jitter."
+    )
+    provider_retry_max_wait: SettingDuration = Field(
+        10.0, ge=0, description="Longest wait between provider retries, Retry-After included."
+    )
+
+    # --- streaming progress (CONTRACT section 3) --------------------------------------------
+    frames_stream: str = Field("AGENTOS_FRAMES", description="JetStream stream of frames.")
+    frames_max_age: SettingDuration = Field(
+        86400.0, gt=0, description="How long frames stay replayable (24h)."
+    )
+    frames_max_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="Bytes the frames stream keeps; oldest go first."
+    )
+    frames_max_per_task: int = Field(
+        10_000, ge=10, description="Frames kept per task; a longer run loses its oldest."
+    )
+    frames_replicas: int = Field(1, ge=1, le=5, description="Replicas of the frames stream.")
+    stream_queue_frames: int = Field(
+        256, ge=8, description="Frames queued per reader before progress frames coalesce."
+    )
+    stream_queue_bytes: int = Field(
+        1 << 20, ge=64 << 10, description="Bytes queued per reader before it is closed as too slow."
+    )
+    stream_socket_buffer: int = Field(
+        256 << 10,
+        ge=0,
+        description="Kernel send buffer of each streaming socket (0: the kernel's autotuning, "
+        "up to several MiB per slow reader).",
+    )
+    stream_send_timeout: SettingDuration = Field(
+        30.0, gt=0, description="A reader whose socket takes no frame for this long is closed."
+    )
+    ws_heartbeat: SettingDuration = Field(
+        20.0, gt=0, description="WebSocket keepalive ping interval (no pong: closed)."
+    )
+    ws_max_message_bytes: int = Field(
+        64 << 10, ge=1024, description="Largest inbound WebSocket message (1009 past)."
+    )
+    sse_keepalive: SettingDuration = Field(
+        15.0, gt=0, description="Interval of SSE keepalive comments."
+    )
+    push_give_up: SettingDuration = Field(
+        300.0, gt=0, description="Push client: how long to retry a stream_url that is down."
+    )
+    push_max_backoff: SettingDuration = Field(
+        10.0, gt=0, description="Push client: longest wait between two reconnects."
     )
 
     # --- telemetry ------------------------------------------------------------------------

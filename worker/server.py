@@ -23,6 +23,9 @@ from worker.broker.embedded import EmbeddedNats, find_nats_server
 from worker.config import Settings
 from worker.http.app import build_app
 from worker.http.state import Services
+from worker.jobs.service import running_jobs
+from worker.resilience import Resilience, RetryPolicy
+from worker.streaming.hub import StreamHub, StreamOptions
 from worker.telemetry.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +59,8 @@ async def running_worker(
         pool = ThreadPoolExecutor(settings.sync_pool_size, thread_name_prefix="runnable")
         loop.set_default_executor(pool)
         stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+        # The loop outlives the worker when it is embedded (tests): leave it a live executor.
+        stack.callback(loop.set_default_executor, ThreadPoolExecutor())
 
         nats_url = settings.nats_url or ""
         if settings.embedded_nats:
@@ -70,6 +75,16 @@ async def running_worker(
         stack.push_async_callback(broker.close)
 
         registry = registry or AgentTypeRegistry.discover()
+        # One set of provider breakers for the whole worker, shared by every agent's model.
+        resilience = Resilience(
+            fail_max=settings.provider_breaker_fail_max,
+            reset_timeout=settings.provider_breaker_reset_timeout,
+            retry=RetryPolicy(
+                max_attempts=settings.provider_retry_max_attempts,
+                initial_backoff=settings.provider_retry_initial_backoff,
+                max_wait=settings.provider_retry_max_wait,
+            ),
+        )
         store = AgentStore(
             js=broker.jetstream,
             registry=registry,
@@ -78,6 +93,7 @@ async def running_worker(
                     settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
                 ),
                 openai_base_url=settings.openai_base_url,
+                resilience=resilience,
             ),
             bucket=settings.agents_bucket,
             replicas=settings.kv_replicas,
@@ -87,6 +103,26 @@ async def running_worker(
         if settings.demo_agents:
             await create_demo_agents(store)
 
+        # Frames of every run (CONTRACT section 3); started before jobs, so stopped after them.
+        streams = StreamHub(
+            nc=broker.client,
+            js=broker.jetstream,
+            service=settings.service_name,
+            options=StreamOptions.from_settings(settings),
+        )
+        await streams.start()
+        stack.push_async_callback(streams.stop)
+
+        jobs = await stack.enter_async_context(
+            running_jobs(
+                nc=broker.client,
+                js=broker.jetstream,
+                settings=settings,
+                agents=store,
+                execute=streams.run,
+                finals=streams,
+            )
+        )
         services = Services(
             settings=settings,
             registry=registry,
@@ -95,6 +131,9 @@ async def running_worker(
             limiter=InvocationLimiter(
                 settings.max_concurrent_invocations, service=settings.service_name
             ),
+            jobs=jobs,
+            streams=streams,
+            resilience=resilience,
         )
         app = build_app(services)
         runner = web.AppRunner(

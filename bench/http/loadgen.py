@@ -58,12 +58,21 @@ class RunResult:
     max_ms: float
     loadgen_cpu: float  # fraction of one core used by wrk
     server_cpu: float  # fraction of one core used by the server process(es)
+    other_cpu: float  # cores used by everything else on the machine meanwhile
 
     @property
     def rps(self) -> float:
         """Successful responses per second (error responses are not counted)."""
         ok = self.requests - self.status_errors
         return ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_response(self) -> float:
+        """Server CPU time per response (errors included), in microseconds.
+
+        Unlike req/s this barely moves when other processes share the machine.
+        """
+        return self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else 0.0
 
     def error_detail(self) -> str:
         """Total errors, with the non-zero kinds, e.g. ``12 (http 10, timeout 2)``."""
@@ -116,6 +125,7 @@ def run(
     ]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_server = procs.cpu_seconds(server_pids)
+    before_machine = procs.machine_busy_seconds()
     proc = subprocess.run(
         argv,
         capture_output=True,
@@ -125,6 +135,7 @@ def run(
         check=False,
     )
     server_cpu = procs.cpu_seconds(server_pids) - before_server
+    machine = procs.machine_busy_seconds() - before_machine
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (after_children.ru_utime - before_children.ru_utime) + (
         after_children.ru_stime - before_children.ru_stime
@@ -134,6 +145,8 @@ def run(
         raise RuntimeError(f"wrk failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = orjson.loads(line[len(_MARK) :])
     wall = data["duration_us"] / 1e6
+    # wrk's own time counts from its start, a little longer than ``wall``.
+    other = max(0.0, machine - server_cpu - wrk_cpu)
     return RunResult(
         requests=data["requests"],
         seconds=wall,
@@ -148,4 +161,5 @@ def run(
         max_ms=data["max_us"] / 1000,
         loadgen_cpu=wrk_cpu / wall if wall else 0.0,
         server_cpu=server_cpu / wall if wall else 0.0,
+        other_cpu=other / wall if wall else 0.0,
     )

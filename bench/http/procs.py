@@ -6,9 +6,13 @@ Everything here talks to 127.0.0.1 only, and every wait is bounded in time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import http.client
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -22,18 +26,25 @@ import orjson
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
 
 
 def raise_nofile_limit(want: int = 65536) -> int:
-    """Raise RLIMIT_NOFILE (inherited by every child) and return the soft limit."""
+    """Raise RLIMIT_NOFILE (inherited by every child) to ``want`` if allowed and
+    return the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else max(soft, min(want, hard))
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if target > soft and resource.getrlimit(resource.RLIMIT_NOFILE)[0] < want:
-        # As root the hard limit can be raised too.
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    if soft != resource.RLIM_INFINITY and soft < want:
+        attempts = [(min(want, hard), hard)] if hard != resource.RLIM_INFINITY else []
+        if hard != resource.RLIM_INFINITY and hard < want:
+            attempts.insert(0, (want, want))  # raising the hard limit needs root
+        if hard == resource.RLIM_INFINITY:
+            attempts.append((want, hard))
+        for limits in attempts:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+                break
+            except (ValueError, OSError):
+                continue
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -44,15 +55,26 @@ def free_port() -> int:
         return port
 
 
-def pinner(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins the child (and its threads) to ``cpus``."""
-    if not cpus:
+def pinner(cpus: set[int] | None) -> Callable[[], None]:
+    """A ``preexec_fn``: pin the child (and its threads) to ``cpus``, if any, and
+    have the kernel SIGTERM it should the bench die without stopping it."""
+    libc = _libc()  # looked up here: the child must not run ldconfig after fork
+
+    def preexec() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
         return None
-
-    def pin() -> None:
-        os.sched_setaffinity(0, cpus)
-
-    return pin
 
 
 def spawn(
@@ -151,6 +173,18 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             fields = stat[stat.rindex(")") + 2 :].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs spent running tasks (user, nice, system) or stolen by the
+    hypervisor since boot, from /proc/stat. Interrupt time is left out: on
+    loopback most of it is the benchmark's own traffic."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, steal = (int(fields[i]) for i in (0, 1, 2, 7))
+    return (user + nice + system + steal) / _CLK_TCK
 
 
 def wait_idle(pids: Sequence[int], timeout: float, busy: float = 0.05) -> bool:

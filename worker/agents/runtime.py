@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from langchain_core.runnables import RunnableConfig
 
 from worker.agents.store import ResolvedAgent
 from worker.errors import AgentFailed, DeadlineExceeded, Overloaded, WorkerError
+from worker.resilience.scope import run_scope
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
     AGENT_INVOCATION_DURATION,
@@ -30,6 +32,10 @@ class RunResult:
     output: Any
     run_id: str
     seconds: float
+    provider: str | None = None
+    """The model provider that produced the answer, when a model did."""
+    degraded: bool = False
+    """True when a fallback or the ``basic`` provider answered."""
 
 
 class InvocationLimiter:
@@ -67,6 +73,10 @@ class InvocationLimiter:
         self._gauge.set(self._running)
 
 
+Work = Callable[[RunnableConfig], Awaitable[Any]]
+"""What a run does with its ``RunnableConfig``: ``ainvoke``, or stream it and return the output."""
+
+
 async def invoke(
     agent: ResolvedAgent,
     value: Any,
@@ -80,6 +90,26 @@ async def invoke(
     A Runnable with no async implementation is run by LangChain in the loop's default executor,
     which the server replaces with a bounded pool at start, so it never blocks the event loop.
     """
+
+    async def work(config: RunnableConfig) -> Any:
+        return await agent.runnable.ainvoke(value, config)
+
+    return await execute(agent, work, time_limit=time_limit, run_id=run_id, tags=tags)
+
+
+async def execute(
+    agent: ResolvedAgent,
+    work: Work,
+    *,
+    time_limit: float,
+    run_id: str | None = None,
+    tags: list[str] | None = None,
+) -> RunResult:
+    """Do ``work`` for one run of ``agent``: its config, deadline, metrics and error mapping.
+
+    ``invoke`` passes ``ainvoke``; the streaming door passes a function that consumes
+    ``astream_events`` and emits frames, so both share one set of limits and metrics.
+    """
     run_uuid = uuid.uuid4()
     run_id = run_id or str(run_uuid)
     agent_type = agent.record.type
@@ -92,8 +122,11 @@ async def invoke(
     start = time.perf_counter()
     outcome = "error"
     try:
-        async with asyncio.timeout(time_limit):
-            output = await agent.runnable.ainvoke(value, config)
+        # The scope carries the deadline down to model calls (their retries stop at it) and
+        # brings back which provider answered.
+        with run_scope(time_limit=time_limit) as report:
+            async with asyncio.timeout(time_limit):
+                output = await work(config)
         outcome = "ok"
     except TimeoutError:
         outcome = "timeout"
@@ -112,4 +145,10 @@ async def invoke(
         elapsed = time.perf_counter() - start
         AGENT_INVOCATIONS.labels(agent_type, outcome).inc()
         AGENT_INVOCATION_DURATION.labels(agent_type).observe(elapsed)
-    return RunResult(output=output, run_id=run_id, seconds=elapsed)
+    return RunResult(
+        output=output,
+        run_id=run_id,
+        seconds=elapsed,
+        provider=report.provider,
+        degraded=report.degraded,
+    )

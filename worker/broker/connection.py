@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -20,6 +22,13 @@ class Broker:
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._closing = False
+
+    @property
+    def client(self) -> Client:
+        """The NATS client (after ``connect``)."""
+        if self.nc is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        return self.nc
 
     @property
     def jetstream(self) -> JetStreamContext:
@@ -48,6 +57,10 @@ class Broker:
         async def error(exc: Exception) -> None:
             log.warning("nats error", error=str(exc))
 
+        async def closed() -> None:
+            if not self._closing:
+                log.error("nats connection closed")
+
         self.nc = await nats.connect(
             servers=[s.strip() for s in servers.split(",") if s.strip()],
             name=name,
@@ -57,13 +70,21 @@ class Broker:
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
             error_cb=error,
+            closed_cb=closed,
         )
         self.js = self.nc.jetstream()
         NATS_CONNECTED.labels(self._service).set(1)
 
     async def close(self) -> None:
-        """Drain and close the connection."""
+        """Flush what is pending and close.
+
+        Not ``drain()``: every component has already stopped its subscriptions, and draining
+        a pull subscription whose messages were fetched (never "processed" by a callback)
+        waits for its whole timeout.
+        """
         self._closing = True
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.nc.flush(timeout=2)
+            await self.nc.close()
         NATS_CONNECTED.labels(self._service).set(0)

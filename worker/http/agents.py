@@ -9,6 +9,7 @@ from worker.agents import runtime
 from worker.agents.store import AgentRecord
 from worker.errors import BadRequest
 from worker.http.middleware import read_json
+from worker.http.openapi import Handler, Operation
 from worker.http.schemas import (
     Agent,
     AgentConfig,
@@ -131,6 +132,104 @@ async def invoke_agent(request: web.Request) -> web.Response:
                 agent_id=agent.record.id,
                 agent_type=agent.record.type,
                 worker_id=svc.settings.worker_id,
+                provider=result.provider,
+                degraded=result.degraded,
             ),
         )
     )
+
+
+ROUTES: list[tuple[Operation, Handler]] = [
+    (
+        Operation(
+            method="POST",
+            path="/create-agent",
+            operation_id="createAgentSeed",
+            summary="Create an agent (the seed's call; an untagged Go struct works)",
+            tag="agents",
+            request=AgentConfig,
+            responses={201: Agent},
+        ),
+        create_agent,
+    ),
+    (
+        Operation(
+            method="POST",
+            path="/v1/agents",
+            operation_id="createAgent",
+            summary="Create an agent",
+            tag="agents",
+            request=AgentConfig,
+            responses={201: Agent},
+        ),
+        create_agent,
+    ),
+    (
+        Operation(
+            method="GET",
+            path="/v1/agents",
+            operation_id="listAgents",
+            summary="List the pool's agents",
+            tag="agents",
+            responses={200: AgentList},
+        ),
+        list_agents,
+    ),
+    (
+        Operation(
+            method="GET",
+            path="/v1/agents/{agent_id}",
+            operation_id="getAgent",
+            summary="Get an agent",
+            tag="agents",
+            responses={200: Agent},
+        ),
+        get_agent,
+    ),
+    (
+        Operation(
+            method="PATCH",
+            path="/v1/agents/{agent_id}",
+            operation_id="patchAgent",
+            summary="Rename an agent or merge-patch its config (RFC 7386)",
+            tag="agents",
+            request=AgentPatch,
+            responses={200: Agent},
+        ),
+        patch_agent,
+    ),
+    (
+        Operation(
+            method="DELETE",
+            path="/v1/agents/{agent_id}",
+            operation_id="deleteAgent",
+            summary="Delete an agent",
+            tag="agents",
+            responses={204: None},
+        ),
+        delete_agent,
+    ),
+    (
+        Operation(
+            method="POST",
+            path="/v1/agents/{agent_id}/invoke",
+            operation_id="invokeAgent",
+            summary="Run an agent and wait for its output (504 past the deadline)",
+            tag="agents",
+            request=InvokeRequest,
+            responses={200: InvokeResponse},
+        ),
+        invoke_agent,
+    ),
+    (
+        Operation(
+            method="GET",
+            path="/v1/agent-types",
+            operation_id="listAgentTypes",
+            summary="Agent types with the JSON Schemas of their config, input and output",
+            tag="agents",
+            responses={200: AgentTypeList},
+        ),
+        list_agent_types,
+    ),
+]

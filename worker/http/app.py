@@ -2,158 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import orjson
 from aiohttp import web
 
-from worker.http import agents, system
+from worker.asyncapi import build_asyncapi
+from worker.http import agents, system, tasks
 from worker.http.middleware import build_middleware
-from worker.http.openapi import Operation, build_openapi
-from worker.http.schemas import (
-    Agent,
-    AgentConfig,
-    AgentList,
-    AgentPatch,
-    AgentTypeList,
-    Health,
-    InvokeRequest,
-    InvokeResponse,
-    Readiness,
-)
+from worker.http.openapi import Handler, Operation, build_openapi
 from worker.http.state import SERVICES, Services
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from worker.streaming import handlers as streaming
 
 ROUTES: list[tuple[Operation, Handler]] = [
-    (
-        Operation(
-            method="POST",
-            path="/create-agent",
-            operation_id="createAgentSeed",
-            summary="Create an agent (the seed's call; an untagged Go struct works)",
-            tag="agents",
-            request=AgentConfig,
-            responses={201: Agent},
-        ),
-        agents.create_agent,
-    ),
-    (
-        Operation(
-            method="POST",
-            path="/v1/agents",
-            operation_id="createAgent",
-            summary="Create an agent",
-            tag="agents",
-            request=AgentConfig,
-            responses={201: Agent},
-        ),
-        agents.create_agent,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/v1/agents",
-            operation_id="listAgents",
-            summary="List the pool's agents",
-            tag="agents",
-            responses={200: AgentList},
-        ),
-        agents.list_agents,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/v1/agents/{agent_id}",
-            operation_id="getAgent",
-            summary="Get an agent",
-            tag="agents",
-            responses={200: Agent},
-        ),
-        agents.get_agent,
-    ),
-    (
-        Operation(
-            method="PATCH",
-            path="/v1/agents/{agent_id}",
-            operation_id="patchAgent",
-            summary="Rename an agent or merge-patch its config (RFC 7386)",
-            tag="agents",
-            request=AgentPatch,
-            responses={200: Agent},
-        ),
-        agents.patch_agent,
-    ),
-    (
-        Operation(
-            method="DELETE",
-            path="/v1/agents/{agent_id}",
-            operation_id="deleteAgent",
-            summary="Delete an agent",
-            tag="agents",
-            responses={204: None},
-        ),
-        agents.delete_agent,
-    ),
-    (
-        Operation(
-            method="POST",
-            path="/v1/agents/{agent_id}/invoke",
-            operation_id="invokeAgent",
-            summary="Run an agent and wait for its output (504 past the deadline)",
-            tag="agents",
-            request=InvokeRequest,
-            responses={200: InvokeResponse},
-        ),
-        agents.invoke_agent,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/v1/agent-types",
-            operation_id="listAgentTypes",
-            summary="Agent types with the JSON Schemas of their config, input and output",
-            tag="agents",
-            responses={200: AgentTypeList},
-        ),
-        agents.list_agent_types,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/healthz",
-            operation_id="healthz",
-            summary="Liveness",
-            tag="system",
-            responses={200: Health},
-            public=True,
-        ),
-        system.healthz,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/readyz",
-            operation_id="readyz",
-            summary="Readiness: NATS connected, not draining",
-            tag="system",
-            responses={200: Readiness, 503: Readiness},
-            public=True,
-        ),
-        system.readyz,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/metrics",
-            operation_id="metrics",
-            summary="Prometheus metrics",
-            tag="system",
-            responses={200: None},
-            content_types={200: "text/plain"},
-        ),
-        system.metrics,
-    ),
+    *agents.ROUTES,
+    *tasks.ROUTES,
+    *streaming.ROUTES,
+    *system.ROUTES,
 ]
 
 
@@ -166,6 +29,16 @@ def openapi_document() -> dict[str, object]:
             path="/openapi.json",
             operation_id="openapi",
             summary="This document",
+            tag="system",
+            responses={200: None},
+        )
+    )
+    ops.append(
+        Operation(
+            method="GET",
+            path="/asyncapi.json",
+            operation_id="asyncapi",
+            summary="The NATS and WebSocket side of the contract (AsyncAPI 3.0)",
             tag="system",
             responses={200: None},
         )
@@ -193,6 +66,7 @@ def build_app(services: Services) -> web.Application:
         ],
     )
     app[SERVICES] = services
+    app.on_shutdown.append(streaming.on_shutdown)
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler)
     spec = orjson.dumps(openapi_document())
@@ -201,4 +75,10 @@ def build_app(services: Services) -> web.Application:
         return web.Response(body=spec, content_type="application/json")
 
     app.router.add_get("/openapi.json", openapi)
+    asyncapi_doc = orjson.dumps(build_asyncapi(settings))
+
+    async def asyncapi(_: web.Request) -> web.Response:
+        return web.Response(body=asyncapi_doc, content_type="application/json")
+
+    app.router.add_get("/asyncapi.json", asyncapi)
     return app

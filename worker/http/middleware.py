@@ -6,6 +6,8 @@ the work inside is the same a stack of them would do.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import re
 import time
@@ -29,6 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+BEARER_SUBPROTOCOL = "base64url.bearer.agentos."
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _HTTP_CODES = {
     400: "bad_request",
@@ -91,9 +94,11 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
     def authorised(request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        if not given:
+            given = _subprotocol_token(request)
+        if not given:
             return False
-        given = token.strip().encode()
         # Compare against every token so timing says nothing about which one nearly matched.
         return sum(hmac.compare_digest(given, t) for t in tokens) > 0
 
@@ -184,6 +189,22 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
         return response
 
     return middleware
+
+
+def _subprotocol_token(request: web.Request) -> bytes:
+    """A WebSocket upgrade's bearer token offered as a subprotocol (browsers cannot set
+    ``Authorization``): ``base64url.bearer.agentos.<base64url token>``, as Kubernetes does."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return b""
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        name = offered.strip()
+        if name.startswith(BEARER_SUBPROTOCOL):
+            encoded = name[len(BEARER_SUBPROTOCOL) :]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except (ValueError, binascii.Error):
+                return b""
+    return b""
 
 
 async def read_json(request: web.Request) -> Any:

@@ -7,11 +7,13 @@ conversion below covers exactly the constructs pydantic emits for our models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 
+from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -19,6 +21,7 @@ from worker import __version__
 from worker.http.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +37,8 @@ class Operation:
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     content_types: dict[int, str] = field(default_factory=dict)
     public: bool = False
+    parameters: tuple[dict[str, Any], ...] = ()
+    """Query and header parameters, as OpenAPI parameter objects (path ones are implied)."""
 
 
 def _to_oas30(node: Any) -> Any:
@@ -101,10 +106,14 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
             "tags": [op.tag],
             "responses": responses,
         }
-        if "{agent_id}" in op.path:
+        params = re.findall(r"\{(\w+)\}", op.path)
+        if params:
             spec["parameters"] = [
-                {"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
             ]
+        if op.parameters:
+            spec.setdefault("parameters", []).extend(op.parameters)
         if op.request is not None:
             spec["requestBody"] = {
                 "required": True,

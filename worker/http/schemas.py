@@ -61,6 +61,12 @@ class InvokeMetadata(BaseModel):
     agent_id: str
     agent_type: str
     worker_id: str
+    provider: str | None = Field(
+        None, description="The model provider that produced the answer (agents with models)."
+    )
+    degraded: bool = Field(
+        False, description="True when a fallback or the basic provider answered."
+    )
 
 
 class InvokeResponse(BaseModel):
@@ -102,3 +108,11 @@ class Readiness(BaseModel):
     status: str = Field(description="'ready' or 'not_ready'.")
     checks: dict[str, bool]
     worker_id: str
+    degraded: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Agents with a model provider whose breaker is open or half-open, with "
+        "those providers. They still answer through fallbacks, or 503 with Retry-After.",
+    )
+    breakers: dict[str, str] = Field(
+        default_factory=dict, description="Every provider breaker's state: closed, half-open, open."
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +13,9 @@ from worker.agents.store import AgentStore
 from worker.broker.connection import Broker
 from worker.config import Settings
 from worker.gojson import dumps
+from worker.jobs.service import Jobs
+from worker.resilience import Resilience
+from worker.streaming.hub import StreamHub
 
 
 @dataclass(slots=True)
@@ -24,6 +27,9 @@ class Services:
     store: AgentStore
     broker: Broker
     limiter: InvocationLimiter
+    jobs: Jobs | None = None
+    streams: StreamHub | None = None
+    resilience: Resilience = field(default_factory=Resilience)
     draining: bool = False
 
 

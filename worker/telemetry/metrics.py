@@ -78,3 +78,124 @@ AGENTS_KNOWN = Gauge(
     "Agents in the pool's bucket, as this worker sees them.",
     ["agent_type"],
 )
+
+# --- jobs (CONTRACT section 2) -----------------------------------------------------------
+_JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+
+JOB_DURATION = Histogram(
+    "agentos_job_duration_seconds",
+    "Time a job spent running, by agent type and final status.",
+    ["agent_type", "status"],
+    buckets=_JOB_BUCKETS,
+)
+JOBS_IN_FLIGHT = Gauge(
+    "agentos_jobs_in_flight",
+    "Jobs running now on this worker.",
+    ["service"],
+)
+JOB_PUBLISH_TO_DONE = Histogram(
+    "agentos_job_queue_to_done_seconds",
+    "From the job message's arrival in the stream to its result being stored.",
+    buckets=_JOB_BUCKETS,
+)
+CALLBACK_ATTEMPTS = Counter(
+    "agentos_callback_attempts_total",
+    "Callback delivery attempts by outcome (delivered, retry, rejected, refused, expired, "
+    "breaker_open).",
+    ["outcome"],
+)
+CALLBACK_LATENCY = Histogram(
+    "agentos_callback_duration_seconds",
+    "Time of one callback POST, by outcome.",
+    ["outcome"],
+    buckets=_LATENCY_BUCKETS,
+)
+DEAD_LETTERS = Counter(
+    "agentos_dead_letters_total",
+    "Messages sent to the dead-letter stream, by reason.",
+    ["reason"],
+)
+CONSUMER_PENDING = Gauge(
+    "agentos_consumer_pending_messages",
+    "Messages waiting in a durable consumer (lag), and delivered but not yet acknowledged.",
+    ["consumer", "state"],
+)
+
+# --- model providers: breakers, retries, fallbacks (worker/resilience) -------------------
+BREAKER_STATE = Gauge(
+    "agentos_circuit_breaker_state",
+    "Circuit breaker per model provider endpoint: 0 closed, 1 half-open, 2 open.",
+    ["name"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "agentos_circuit_breaker_transitions_total",
+    "Circuit breaker state changes, by breaker and the state entered.",
+    ["name", "state"],
+)
+PROVIDER_CALL_DURATION = Histogram(
+    "agentos_provider_call_duration_seconds",
+    "One attempt at a model provider (an attempt refused by an open breaker is not timed).",
+    ["provider"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROVIDER_CALLS = Counter(
+    "agentos_provider_calls_total",
+    "Attempts at a model provider by outcome: ok, connection, timeout, rate_limit, "
+    "server_error, client_error, other, breaker_open, cancelled.",
+    ["provider", "outcome"],
+)
+PROVIDER_RETRIES = Counter(
+    "agentos_provider_retries_total",
+    "Retries of a model provider call, by the kind of error that caused them.",
+    ["provider", "reason"],
+)
+PROVIDER_FALLBACKS = Counter(
+    "agentos_provider_fallbacks_total",
+    "Answers served by a fallback provider (the primary failed or was skipped), by provider.",
+    ["provider"],
+)
+
+# --- streaming (CONTRACT section 3); `transport` is websocket, sse or push ---------------
+STREAM_FRAMES_PUBLISHED = Counter(
+    "agentos_stream_frames_published_total",
+    "Frames stored in the pool's event log by runs on this worker.",
+    ["service"],
+)
+STREAM_FRAMES_SENT = Counter(
+    "agentos_stream_frames_sent_total",
+    "Frames sent to readers, by transport.",
+    ["service", "transport"],
+)
+STREAM_FRAMES_COALESCED = Counter(
+    "agentos_stream_frames_coalesced_total",
+    "Progress frames merged into a later one for a reader that fell behind (transport 'log': "
+    "while the event log was unreachable).",
+    ["service", "transport"],
+)
+STREAM_FRAMES_DROPPED = Counter(
+    "agentos_stream_frames_dropped_total",
+    "Frames never delivered, by reason: slow_reader, receiver_gone, log_unreachable, "
+    "publish_failed.",
+    ["service", "reason"],
+)
+STREAM_FRAME_LAG = Histogram(
+    "agentos_stream_frame_lag_seconds",
+    "Time from a frame's ts to its sending to a reader, by transport.",
+    ["service", "transport"],
+    buckets=_LATENCY_BUCKETS,
+)
+STREAM_READERS = Gauge(
+    "agentos_stream_readers",
+    "Readers following frames on this worker now, by transport.",
+    ["service", "transport"],
+)
+STREAM_SLOW_READERS = Counter(
+    "agentos_stream_slow_readers_closed_total",
+    "Readers closed because they fell hopelessly behind, by transport.",
+    ["service", "transport"],
+)
+STREAM_PUSH_CONNECTIONS = Counter(
+    "agentos_stream_push_connections_total",
+    "Connections the push client opened to stream_url receivers, by outcome (ok, error).",
+    ["service", "outcome"],
+)
