@@ -47,7 +47,9 @@ test: lint typecheck pytest gotest
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.streaming
+	$(BIN)/python -m bench.outage
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Outage benchmark: fast-failing invocations while every provider is down."""

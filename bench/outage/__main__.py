@@ -1,0 +1,170 @@
+"""``python -m bench.outage``: 1,000 invocations while the agent's only provider is down.
+
+A worker process (its own nats-server) serves a `chat` agent whose `openai` provider is a fake
+OpenAI-compatible server answering 500. After `fail_max` failures the breaker is open and every
+invocation must fail fast with 503 + `Retry-After`, without touching the provider. Beside it, in
+the same run, a bare aiohttp handler answering the same 503 JSON is the floor. Prints p50/p99
+client latency at 4 and 64 concurrent connections, the worker's RSS before and after, and the
+provider's request count. Loopback only; every loop bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes.openai_server import FakeOpenAI
+from worker.testing import NatsServer, WorkerProcess
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "outage.md"
+BODY = b'{"error":{"code":"provider_unavailable","message":"down","request_id":"x"}}'
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def burst(http: aiohttp.ClientSession, url: str, n: int, conc: int) -> list[float]:
+    todo = iter(range(n))
+    out: list[float] = []
+
+    async def client() -> None:
+        for _ in todo:
+            start = time.perf_counter()
+            async with http.post(url, json={"input": "hello"}) as resp:
+                await resp.read()
+                if resp.status != 503 or "Retry-After" not in resp.headers:
+                    raise RuntimeError(f"unexpected {resp.status}")
+            out.append(time.perf_counter() - start)
+
+    async with asyncio.timeout(120):
+        await asyncio.gather(*(client() for _ in range(conc)))
+    return sorted(out)
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+async def bare_server() -> tuple[web.AppRunner, str]:
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(
+            status=503, body=BODY, content_type="application/json", headers={"Retry-After": "300"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/invoke", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/invoke"
+
+
+async def main(n: int) -> None:
+    server = NatsServer().start()
+    w = WorkerProcess(
+        {
+            "WORKER_NATS_URL": server.url,
+            "WORKER_HTTP_PORT": "0",
+            "WORKER_STATE_DIR": tempfile.mkdtemp(prefix="bench-outage-"),
+            "WORKER_LOG_LEVEL": "warning",
+            "WORKER_JOBS_ENABLED": "false",
+            "WORKER_PROVIDER_RETRY_MAX_ATTEMPTS": "1",
+        }
+    ).start()
+    # The bare floor runs in its own process too, like the worker.
+    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [
+            sys.executable,
+            "-c",
+            "import asyncio, bench.outage.__main__ as m;asyncio.run(m.serve_bare_forever())",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    rows = []
+    try:
+        async with FakeOpenAI() as provider, aiohttp.ClientSession() as http:
+            provider.set(mode="status", status=500)
+            spec = {
+                "provider": "openai",
+                "model": "gpt-test",
+                "base_url": provider.base_url,
+                "api_key": "sk-test",
+                "timeout": "2s",
+                "breaker": {"fail_max": 3, "reset_timeout": "10m"},
+            }
+            async with http.post(
+                w.url + "/v1/agents", json={"type": "chat", "config": {"model": spec}}
+            ) as resp:
+                agent = await resp.json()
+            url = f"{w.url}/v1/agents/{agent['id']}/invoke"
+            for _ in range(3):  # trip the breaker
+                async with http.post(url, json={"input": "x"}) as resp:
+                    await resp.read()
+            assert bare.stdout is not None
+            bare_url = bare.stdout.readline().strip()
+            tripped = provider.count
+            for conc in (4, 64):
+                await burst(http, url, 200, conc)  # warm-up
+                await burst(http, bare_url, 200, conc)
+                rss0 = rss_mib(w.proc.pid) if w.proc else 0.0
+                lat = await burst(http, url, n, conc)
+                rss1 = rss_mib(w.proc.pid) if w.proc else 0.0
+                floor = await burst(http, bare_url, n, conc)
+                rows.append((conc, lat, floor, rss0, rss1))
+            reached = provider.count - tripped
+    finally:
+        bare.terminate()
+        bare.wait(5)
+        w.stop()
+        server.close()
+    text = [
+        f"Outage benchmark: {n} invocations per level, the provider down and its breaker open",
+        "",
+        "| concurrent | worker p50 ms | worker p99 ms | bare 503 p50 ms | bare p99 ms | "
+        "worker RSS MiB before -> after |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for conc, lat, floor, rss0, rss1 in rows:
+        text.append(
+            f"| {conc} | {pct(lat, 0.5):.2f} | {pct(lat, 0.99):.2f} | "
+            f"{pct(floor, 0.5):.2f} | {pct(floor, 0.99):.2f} | "
+            f"{rss0:.1f} -> {rss1:.1f} |"
+        )
+    text += [
+        "",
+        f"Requests that reached the provider during the bursts: {reached}",
+        "",
+        f"Command: `python -m bench.outage --invocations {n}`",
+    ]
+    print("\n".join(text))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(text) + "\n")
+
+
+async def serve_bare_forever() -> None:
+    """The floor's process: print its URL, then serve until terminated."""
+    runner, url = await bare_server()
+    print(url, flush=True)
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="fast-failing invocations during an outage")
+    parser.add_argument("--invocations", type=int, default=1000)
+    asyncio.run(main(parser.parse_args().invocations))
