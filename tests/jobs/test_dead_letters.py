@@ -123,7 +123,7 @@ async def test_malformed_messages_battery(
     got = await receiver.wait_for(set(with_callback), within=30)
     for task_id, reason in with_callback.items():
         body = got[task_id][0].json
-        assert body["status"] == "dead", body
+        assert body["status"] == "failed", body
         assert body["error"]["code"] == reason
     # The worker is still serving.
     status, _, _ = await call(http, "GET", w.url + "/readyz")
@@ -184,6 +184,6 @@ async def test_a_job_whose_worker_dies_on_every_delivery_is_dead_lettered(
     b = spawn_worker(env)
     got = await receiver.wait_for({task_id}, within=30)
     body = got[task_id][0].json
-    assert (body["status"], body["error"]["code"]) == ("dead", "max_deliveries")
+    assert (body["status"], body["error"]["code"]) == ("failed", "max_deliveries")
     dead = await _dead(http, b, 1)
     assert dead[0]["reason"] == "max_deliveries"

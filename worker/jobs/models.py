@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -192,17 +192,21 @@ class CallbackBody(BaseModel):
     """What is POSTed to a task's callback URL (CONTRACT section 2)."""
 
     task_id: str
-    status: TaskStatus
+    status: Literal["completed", "failed", "cancelled"]
     result: Any = None
     error: TaskError | None = None
     metadata: CallbackMetadata
 
     @classmethod
     def of(cls, record: TaskRecord) -> CallbackBody:
-        """The callback body for a finished ``record``."""
+        """The callback body for a finished ``record``. A dead job (it never ran: malformed,
+        unknown agent, deliveries exhausted) is a ``failed`` callback whose ``error.code`` is
+        the dead-letter reason, as CONTRACT section 2 says; ``GET /v1/tasks/{id}`` shows it as
+        ``dead``."""
+        status = "failed" if record.status == TaskStatus.DEAD else record.status.value
         return cls(
             task_id=record.id,
-            status=record.status,
+            status=status,
             result=record.result if record.status == TaskStatus.COMPLETED else None,
             error=record.error,
             metadata=CallbackMetadata(
@@ -215,7 +219,7 @@ class CallbackBody(BaseModel):
     def to_json(self) -> bytes:
         """Serialised, without the ``null`` members a receiver does not need."""
         data = self.model_dump(mode="json", exclude_none=True)
-        if self.status == TaskStatus.COMPLETED:
+        if self.status == "completed":
             data.setdefault("result", None)
         return orjson.dumps(data)
 
