@@ -41,7 +41,7 @@ class GoModel(BaseModel):
         return out
 
 
-def _fallback(value: Any) -> Any:
+def json_fallback(value: Any) -> Any:
     # Agent outputs may be LangChain objects (messages, documents): pydantic models dump, the
     # rest is shown as text rather than failing the response.
     if isinstance(value, BaseModel):
@@ -53,4 +53,4 @@ def _fallback(value: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Serialise to JSON bytes (orjson: datetimes as RFC 3339, which Go's time.Time reads)."""
-    return orjson.dumps(obj, default=_fallback, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(obj, default=json_fallback, option=orjson.OPT_UTC_Z)

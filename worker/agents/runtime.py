@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from prometheus_client import Counter, Histogram
 
 from worker.agents.store import ResolvedAgent
 from worker.errors import AgentFailed, DeadlineExceeded, Overloaded, WorkerError
@@ -75,6 +77,17 @@ class InvocationLimiter:
 
 Work = Callable[[RunnableConfig], Awaitable[Any]]
 """What a run does with its ``RunnableConfig``: ``ainvoke``, or stream it and return the output."""
+
+
+@functools.cache
+def _counter(agent_type: str, outcome: str) -> Counter:
+    # .labels() takes a lock and builds a key per call; agent types and outcomes are few.
+    return AGENT_INVOCATIONS.labels(agent_type, outcome)
+
+
+@functools.cache
+def _duration(agent_type: str) -> Histogram:
+    return AGENT_INVOCATION_DURATION.labels(agent_type)
 
 
 async def invoke(
@@ -143,8 +156,8 @@ async def execute(
         raise AgentFailed(f"agent run failed: {type(exc).__name__}: {exc}") from exc
     finally:
         elapsed = time.perf_counter() - start
-        AGENT_INVOCATIONS.labels(agent_type, outcome).inc()
-        AGENT_INVOCATION_DURATION.labels(agent_type).observe(elapsed)
+        _counter(agent_type, outcome).inc()
+        _duration(agent_type).observe(elapsed)
     return RunResult(
         output=output,
         run_id=run_id,

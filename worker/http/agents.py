@@ -21,7 +21,7 @@ from worker.http.schemas import (
     InvokeRequest,
     InvokeResponse,
 )
-from worker.http.state import json_response, services
+from worker.http.state import json_response, model_json, services
 
 AI_FRAMEWORK = "langchain"
 
@@ -111,32 +111,38 @@ async def list_agent_types(request: web.Request) -> web.Response:
 async def invoke_agent(request: web.Request) -> web.Response:
     """Run an agent now and answer with its output (504 past the deadline)."""
     svc = services(request)
-    body = InvokeRequest.model_validate(await read_json(request))
+    raw = await read_json(request)
+    # The hot path's usual body is exactly {"input": ...}: take it without the model (the
+    # same result, a few microseconds less); anything else goes through InvokeRequest.
+    if type(raw) is dict and len(raw) == 1 and "input" in raw:
+        given, deadline = raw["input"], None
+    else:
+        body = InvokeRequest.model_validate(raw)
+        given, deadline = body.input, body.timeout
     agent = await svc.store.resolve(request.match_info["agent_id"])
     _annotate(agent.record)
-    value = agent.agent_type.parse_input(body.input)
-    if body.timeout is not None and body.timeout <= 0:
+    value = agent.agent_type.parse_input(given)
+    if deadline is not None and deadline <= 0:
         raise BadRequest("timeout must be positive", code="validation_error")
-    timeout = min(body.timeout or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
+    timeout = min(deadline or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
     svc.limiter.acquire()
     try:
         result = await runtime.invoke(agent, value, time_limit=timeout)
     finally:
         svc.limiter.release()
-    return json_response(
-        InvokeResponse(
-            output=result.output,
-            metadata=InvokeMetadata(
-                run_id=result.run_id,
-                execution_time=result.seconds,
-                agent_id=agent.record.id,
-                agent_type=agent.record.type,
-                worker_id=svc.settings.worker_id,
-                provider=result.provider,
-                degraded=result.degraded,
-            ),
-        )
+    answer = InvokeResponse.model_construct(  # built from checked values: no re-validation
+        output=result.output,
+        metadata=InvokeMetadata.model_construct(
+            run_id=result.run_id,
+            execution_time=result.seconds,
+            agent_id=agent.record.id,
+            agent_type=agent.record.type,
+            worker_id=svc.settings.worker_id,
+            provider=result.provider,
+            degraded=result.degraded,
+        ),
     )
+    return web.Response(body=model_json(answer), content_type="application/json")
 
 
 ROUTES: list[tuple[Operation, Handler]] = [
