@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.http import loadgen, machine, procs, report, runnables, targets
 from bench.http.serverargs import Loop
 
-DEFAULT_OUTPUT = Path("bench/results/http.md")
+DEFAULT_OUTPUT = procs.REPO_ROOT / "bench" / "results" / "http.md"
 
 
 def _ints(text: str) -> list[int]:
@@ -100,7 +100,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--output",
         type=Path,
         default=None,
-        help=f"markdown file to write (default {DEFAULT_OUTPUT}; none with --quick)",
+        help="markdown file to write (default bench/results/http.md; none with --quick)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -245,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(doc)
-        print(f"saved to {args.output}")
+        shown = args.output.resolve()
+        if shown.is_relative_to(procs.REPO_ROOT):
+            shown = shown.relative_to(procs.REPO_ROOT)
+        print(f"saved to {shown}")
     return 0
 
 

@@ -67,6 +67,13 @@ class RunResult:
         return ok / self.seconds if self.seconds else 0.0
 
     @property
+    def rps_per_core(self) -> float:
+        """Successful responses per second of server CPU time: req/s had the server
+        had one core all to itself, whatever else ran on the machine."""
+        cpu_seconds = self.server_cpu * self.seconds
+        return (self.requests - self.status_errors) / cpu_seconds if cpu_seconds else 0.0
+
+    @property
     def cpu_us_per_response(self) -> float:
         """Server CPU time per response (errors included), in microseconds.
 
