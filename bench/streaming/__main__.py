@@ -5,199 +5,58 @@ Starts a nats-server, a worker (``python -m worker``) and the bare server
 concurrent WebSocket connections (default 100 and 1,000) runs, for ``--seconds`` each:
 
 - paced: every connection gets 10 frames per second. Worker: each watcher follows its own
-  task at ``GET /v1/tasks/{id}/events``, whose frames this process publishes to the frames
-  stream at 10/s per task (as runs would). Bare: the server's own 10/s send loop.
-- flood: as many frames as can be delivered. Worker: 10 watchers per task, frames published
-  as fast as JetStream takes them. Bare: a tight send loop per connection.
+  task at ``GET /v1/tasks/{id}/events``, whose frames a publisher process puts in the frames
+  stream at 10/s per task (as runs on other workers would). Bare: the server's own 10/s send
+  loop per connection.
+- flood: as many frames as the server can send. Worker: ``--flood-watchers`` (100) watchers
+  per task, each task's frames published at ``--flood-rate`` (1,000/s: 100,000 frames/s to
+  send at 100 connections, more than the worker can, so readers fall behind and their progress
+  frames coalesce). Bare: a tight send loop per connection.
 
-Delivered frames per second and the frame lag (receive time minus the frame's ``ts``) are
-measured at the clients. Results go to ``bench/results/streaming.md``. All traffic is on
-loopback and every phase is bounded in time.
+Once every watcher is connected (and frames flow for a second), the clients count the
+WebSocket messages they receive for ``--seconds`` and the frame lag (receive time minus the
+frame's ``ts``); the CPU time of every process over those seconds is read from ``/proc``. The
+server under test gets a CPU of its own (``procs.Placement``). Results go to
+``bench/results/streaming.md``. All traffic is on loopback and every phase is bounded in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import resource
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
-import nats
-import orjson
-
-from worker.streaming.frames import STARTED, Draft
-from worker.streaming.hub import StreamOptions
-from worker.streaming.log import FrameLog
+from bench.streaming import procs
+from bench.streaming.clients import Result, run_bare_phase, run_worker_phase
+from bench.streaming.procs import CpuMeter, Placement
 from worker.testing import NatsServer, WorkerProcess, free_port, wait_for_port
 
 OUTPUT = Path("bench/results/streaming.md")
 
 
-@dataclass
-class Result:
-    target: str
-    mode: str
-    connections: int
-    seconds: float
-    frames: int = 0
-    lags: list[float] = field(default_factory=list)
-    errors: int = 0
-
-    @property
-    def rate(self) -> float:
-        return self.frames / self.seconds
-
-    def pct(self, p: float) -> float:
-        if not self.lags:
-            return float("nan")
-        ordered = sorted(self.lags)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
-
-
-async def watch(
-    session: aiohttp.ClientSession,
-    url: str,
-    result: Result,
-    *,
-    start: float,
-    until: float,
-    sample: int,
-) -> None:
-    """One WebSocket client: count frames and sample lags between ``start`` and ``until``."""
-    loop = asyncio.get_running_loop()
-    n = 0
-    try:
-        async with session.ws_connect(url, max_msg_size=0, heartbeat=None) as ws:
-            while True:
-                left = until - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    msg = await asyncio.wait_for(ws.receive(), left)
-                except TimeoutError:
-                    break
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                if loop.time() < start:
-                    continue
-                n += 1
-                if n % sample == 0:
-                    ts = orjson.loads(msg.data)["ts"]
-                    result.lags.append(time.time() - datetime.fromisoformat(ts).timestamp())
-                result.frames += 1
-    except (aiohttp.ClientError, OSError):
-        result.errors += 1
-
-
-@contextlib.asynccontextmanager
-async def frame_log(url: str) -> AsyncIterator[FrameLog]:
-    nc = await nats.connect(url)
-    opts = StreamOptions()
-    flog = FrameLog(nc=nc, js=nc.jetstream(), stream=opts.stream, limits=opts.limits)
-    try:
-        yield flog
-    finally:
-        await nc.close()
-
-
-async def run_worker_phase(
-    worker_url: str, nats_url: str, conns: int, *, mode: str, seconds: float, sample: int
-) -> Result:
-    per_task = 1 if mode == "paced" else 10
-    tasks = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(max(1, conns // per_task))]
-    result = Result("worker", mode, conns, seconds)
-    async with frame_log(nats_url) as flog:
-        await flog.ensure()
-        started = [
-            await flog.publish_async(
-                t,
-                Draft(status=STARTED, progress=0, message="bench").encode(
-                    task_id=t, seq=1, attempt=1
-                ),
-                seq=1,
-            )
-            for t in tasks
-        ]
-        await asyncio.gather(*started)
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            loop = asyncio.get_running_loop()
-            warm = loop.time() + 3 + conns / 500
-            until = warm + seconds
-            base = worker_url.replace("http", "ws", 1)
-            watchers = [
-                asyncio.create_task(
-                    watch(
-                        session,
-                        f"{base}/v1/tasks/{tasks[i % len(tasks)]}/events?from_seq=2",
-                        result,
-                        start=warm,
-                        until=until,
-                        sample=sample,
-                    )
-                )
-                for i in range(conns)
-            ]
-            rate = "10" if mode == "paced" else "0"
-            publisher = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.streaming.publish",
-                nats_url,
-                rate,
-                str(time.time() + (warm - loop.time())),
-                str(seconds),
-                *tasks,
-            )
-            await publisher.wait()
-            await asyncio.gather(*watchers)
-    return result
-
-
-async def run_bare_phase(
-    bare_url: str, conns: int, mode: str, seconds: float, sample: int
-) -> Result:
-    result = Result("bare aiohttp", mode, conns, seconds)
-    rate = 10 if mode == "paced" else 0
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 1 + conns / 500
-        until = start + seconds
-        url = f"{bare_url}/ws?rate={rate}&seconds={until - loop.time() + 1}"
-        await asyncio.gather(
-            *(
-                watch(session, url, result, start=start, until=until, sample=sample)
-                for _ in range(conns)
-            )
-        )
-    return result
-
-
 def table(results: list[Result]) -> str:
     lines = [
         "| mode | connections | target | frames/s delivered | p50 lag ms | p99 lag ms | "
-        "errors | ratio to bare |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "errors | ratio to bare | server CPU | server CPU µs/frame | nats-server CPU | "
+        "load generator CPU |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     bare = {(r.mode, r.connections): r.rate for r in results if r.target != "worker"}
     for r in results:
         ratio = r.rate / bare[(r.mode, r.connections)] if bare.get((r.mode, r.connections)) else 0
+        loadgen = r.cpu_share("clients") + r.cpu_share("publisher")
+        nats = f"{r.cpu_share('nats'):.0%}" if r.target == "worker" else "-"
         lines.append(
             f"| {r.mode} | {r.connections} | {r.target} | {r.rate:,.0f} | {r.pct(0.5):.1f} | "
-            f"{r.pct(0.99):.1f} | {r.errors} | {ratio:.2f} |"
+            f"{r.pct(0.99):.1f} | {r.errors} | {ratio:.2f} | {r.cpu_share('server'):.0%} | "
+            f"{r.cpu_per_frame_us('server'):.0f} | {nats} | {loadgen:.0%} |"
         )
     return "\n".join(lines)
 
@@ -205,26 +64,42 @@ def table(results: list[Result]) -> str:
 async def main(args: argparse.Namespace) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    place = Placement.plan(pin=not args.no_pin, nats=args.nats_cpu)
     state = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
-    server = NatsServer().start()
-    worker = WorkerProcess(
-        {
-            "WORKER_NATS_URL": server.url,
-            "WORKER_HTTP_PORT": "0",
-            "WORKER_STATE_DIR": str(state),
-            "WORKER_LOG_LEVEL": "warning",
-            "WORKER_JOBS_ENABLED": "false",
-        }
-    ).start()
-    bare_port = free_port()
-    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-        [sys.executable, "-m", "bench.streaming.serve_bare", "--port", str(bare_port)],
-        stderr=subprocess.DEVNULL,
-    )
+    with procs.placed(place.nats):
+        server = NatsServer().start()
+    with procs.placed(place.server):
+        worker = WorkerProcess(
+            {
+                "WORKER_NATS_URL": server.url,
+                "WORKER_HTTP_PORT": "0",
+                "WORKER_STATE_DIR": str(state),
+                "WORKER_LOG_LEVEL": "warning",
+                "WORKER_JOBS_ENABLED": "false",
+                **dict(kv.split("=", 1) for kv in args.worker_env),
+            }
+        ).start()
+        bare_port = free_port()
+        bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+            [sys.executable, "-m", "bench.streaming.serve_bare", "--port", str(bare_port)],
+            stderr=subprocess.DEVNULL,
+        )
+    if place.loadgen is not None:
+        os.sched_setaffinity(0, place.loadgen)  # the clients, and the publisher it starts
+    pids = {
+        "worker": worker.proc.pid if worker.proc else 0,
+        "bare": bare.pid,
+        "nats": server.proc.pid if server.proc else 0,
+    }
+
+    def meter(target: str) -> Callable[[dict[str, int]], CpuMeter]:
+        fixed = {"server": pids[target], "nats": pids["nats"], "clients": os.getpid()}
+        return lambda extra: CpuMeter({**fixed, **extra})
+
     results: list[Result] = []
     try:
         wait_for_port(bare_port)
-        bare_url = f"http://127.0.0.1:{bare_port}".replace("http", "ws", 1)
+        bare_url = f"ws://127.0.0.1:{bare_port}"
         for mode in args.modes:
             for conns in args.levels if mode == "paced" else args.flood_levels:
                 for target in ("worker", "bare"):
@@ -236,13 +111,27 @@ async def main(args: argparse.Namespace) -> None:
                             mode=mode,
                             seconds=args.seconds,
                             sample=args.sample,
+                            flood_rate=args.flood_rate,
+                            flood_watchers=args.flood_watchers,
+                            meter=meter(target),
                         )
                     else:
-                        r = await run_bare_phase(bare_url, conns, mode, args.seconds, args.sample)
+                        r = await run_bare_phase(
+                            bare_url,
+                            conns,
+                            mode=mode,
+                            seconds=args.seconds,
+                            sample=args.sample,
+                            meter=meter(target),
+                        )
                     results.append(r)
                     print(
                         f"{mode:6} {conns:5} {target:7} {r.rate:10,.0f} frames/s  "
-                        f"p99 {r.pct(0.99):7.1f} ms  errors {r.errors}",
+                        f"p99 {r.pct(0.99):7.1f} ms  errors {r.errors}  "
+                        f"server CPU {r.cpu_share('server'):4.0%} "
+                        f"({r.cpu_per_frame_us('server'):.0f} µs/frame)  "
+                        f"nats {r.cpu_share('nats'):4.0%}  clients {r.cpu_share('clients'):4.0%}  "
+                        f"publisher {r.cpu_share('publisher'):4.0%}",
                         flush=True,
                     )
                     await asyncio.sleep(1)
@@ -255,11 +144,16 @@ async def main(args: argparse.Namespace) -> None:
         "# Streaming benchmark\n\n"
         f"Command: `python -m bench.streaming` ({args.seconds:g} s per phase). "
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; worker, nats-server, bare server and the clients all "
-        "on this machine.\n\n"
+        f"{platform.python_version()}; worker, nats-server, bare server and the load "
+        f"generator all on this machine; {place.describe()}.\n\n"
         "paced: every connection receives 10 frames/s (worker: one task per watcher, frames "
-        "published to the frames stream at 10/s per task). flood: as fast as possible (worker: "
-        "10 watchers per task). Lag = client receive time - frame `ts` (ms resolution).\n\n"
+        "published to the frames stream at 10/s per task). flood: as many as the server sends "
+        f"(worker: {args.flood_watchers} watchers per task, {args.flood_rate:,.0f} frames/s "
+        "published per task; "
+        "frames a reader falls behind on coalesce, and a coalesced frame counts once). "
+        "Lag = client receive time - frame `ts` (ms resolution). "
+        "CPU: share of one CPU over the measured seconds (server: the worker or the bare "
+        "server process; load generator: the clients and the publisher).\n\n"
         + table(results)
         + "\n"
     )
@@ -281,7 +175,35 @@ def parse_args() -> argparse.Namespace:
         "load generator itself)",
     )
     p.add_argument("--modes", type=lambda s: s.split(","), default=["paced", "flood"])
+    p.add_argument(
+        "--flood-rate",
+        type=float,
+        default=1000.0,
+        help="flood: frames per second published for each task",
+    )
+    p.add_argument(
+        "--flood-watchers",
+        type=int,
+        default=100,
+        help="flood: watchers per task (many watchers of few tasks: the fan-out is what is "
+        "measured, while the publisher and nats-server stay light on the load generator's CPU)",
+    )
     p.add_argument("--sample", type=int, default=1, help="measure the lag of every Nth frame")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument(
+        "--nats-cpu",
+        choices=("server", "loadgen", "any"),
+        default="loadgen",
+        help="where nats-server runs when pinning: with the server under test, with the load "
+        "generator, or on any CPU",
+    )
+    p.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="WORKER_X=VALUE",
+        help="a setting for the worker (repeatable)",
+    )
     p.add_argument("--output", type=Path, default=OUTPUT)
     p.add_argument("--quick", action="store_true", help="2 s phases, not saved")
     args = p.parse_args()
@@ -291,4 +213,4 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    procs.run(main(parse_args()))

@@ -60,26 +60,65 @@ class Result:
         return self.cpu.get(name, 0.0) / self.frames * 1e6 if self.frames else float("nan")
 
 
+class Window:
+    """The measured window of a phase, fixed once every watcher is connected."""
+
+    def __init__(self, connections: int) -> None:
+        self.start = float("inf")
+        self.until = float("inf")
+        self._expected = connections
+        self._connected = 0
+        self._done = 0
+        self.all_connected = asyncio.Event()
+        self._timeouts: list[asyncio.Timeout] = []
+
+    def connected(self, timeout: asyncio.Timeout) -> None:
+        self._connected += 1
+        self._timeouts.append(timeout)
+        if self.until != float("inf"):  # connected late: the window is already fixed
+            timeout.reschedule(self.until)
+        self._count()
+
+    def gone(self) -> None:
+        """A watcher that could not connect (or ended early) counts as arrived."""
+        self._done += 1
+        self._count()
+
+    def _count(self) -> None:
+        if self._connected + self._done >= self._expected:
+            self.all_connected.set()
+
+    async def wait_connected(self, within: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_connected.wait(), within)
+
+    def fix(self, start: float, seconds: float) -> None:
+        """Measure from loop time ``start`` for ``seconds``; watchers stop at the end."""
+        self.start, self.until = start, start + seconds
+        for timeout in self._timeouts:
+            timeout.reschedule(self.until)
+
+
 async def watch(
     session: aiohttp.ClientSession,
     url: str,
     result: Result,
+    window: Window,
     *,
-    start: float,
-    until: float,
     sample: int,
 ) -> None:
-    """One WebSocket client: count frames and sample lags between ``start`` and ``until``."""
+    """One WebSocket client: count frames and sample lags inside ``window``."""
     loop = asyncio.get_running_loop()
     n = 0
     try:
         async with session.ws_connect(url, max_msg_size=0, heartbeat=None) as ws:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(until):
+                async with asyncio.timeout(None) as timeout:
+                    window.connected(timeout)
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        if loop.time() < start:
+                        if loop.time() < window.start:
                             continue
                         n += 1
                         if n % sample == 0:
@@ -88,13 +127,15 @@ async def watch(
                         result.frames += 1
     except (aiohttp.ClientError, OSError):
         result.errors += 1
+    finally:
+        window.gone()
 
 
-async def _metered(meter: CpuMeter, start: float, until: float) -> None:
+async def _metered(meter: CpuMeter, window: Window) -> None:
     loop = asyncio.get_running_loop()
-    await asyncio.sleep(start - loop.time())
+    await asyncio.sleep(window.start - loop.time())
     meter.start()
-    await asyncio.sleep(until - loop.time())
+    await asyncio.sleep(window.until - loop.time())
     meter.stop()
 
 
@@ -117,11 +158,14 @@ async def run_worker_phase(
     mode: str,
     seconds: float,
     sample: int,
+    flood_rate: float,
+    flood_watchers: int,
     meter: Callable[[dict[str, int]], CpuMeter],
 ) -> Result:
     """Watchers of the worker's ``/v1/tasks/{id}/events``; a publisher process feeds the
-    frames stream (one task per watcher when paced, ten watchers per task in a flood)."""
-    per_task = 1 if mode == "paced" else 10
+    frames stream (one task per watcher at 10 frames/s when paced; in a flood
+    ``flood_watchers`` watchers per task at ``flood_rate`` frames/s, more than it can send)."""
+    per_task = 1 if mode == "paced" else flood_watchers
     tasks = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(max(1, conns // per_task))]
     result = Result("worker", mode, conns, seconds)
     async with frame_log(nats_url) as flog:
@@ -130,11 +174,24 @@ async def run_worker_phase(
             first = Draft(status=STARTED, progress=0, message="bench")
             await flog.publish_async(t, first.encode(task_id=t, seq=1, attempt=1), seq=1)
         await flog.js.publish_async_completed()
+    rate = "10" if mode == "paced" else str(flood_rate)
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.streaming.publish",
+        nats_url,
+        rate,
+        str(seconds + 2),  # on a little past the window, so no watcher runs dry
+        *tasks,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert publisher.stdin is not None
+    assert publisher.stdout is not None
+    window = Window(conns)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
         loop = asyncio.get_running_loop()
-        warm = loop.time() + 3 + conns / 500
-        until = warm + seconds
         base = worker_url.replace("http", "ws", 1)
         watchers = [
             asyncio.create_task(
@@ -142,26 +199,20 @@ async def run_worker_phase(
                     session,
                     f"{base}/v1/tasks/{tasks[i % len(tasks)]}/events?from_seq=2",
                     result,
-                    start=warm,
-                    until=until,
+                    window,
                     sample=sample,
                 )
             )
             for i in range(conns)
         ]
-        rate = "10" if mode == "paced" else "0"
-        publisher = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.streaming.publish",
-            nats_url,
-            rate,
-            str(time.time() + (warm - 1 - loop.time())),  # a second early: frames flowing
-            str(seconds + 1.5),  # and a little after the end, so no watcher runs dry
-            *tasks,
-        )
+        await window.wait_connected(30 + conns / 20)
+        await asyncio.wait_for(publisher.stdout.readline(), 30)  # imported and connected
+        # Frames flow from half a second on; the window opens after a second of them.
+        window.fix(loop.time() + 1.5, seconds)
+        publisher.stdin.write(f"{time.time() + 0.5}\n".encode())
+        await publisher.stdin.drain()
         cpu = meter({"publisher": publisher.pid})
-        metering = asyncio.create_task(_metered(cpu, warm, until))
+        metering = asyncio.create_task(_metered(cpu, window))
         await asyncio.gather(*watchers)
         await metering
         await publisher.wait()
@@ -181,20 +232,21 @@ async def run_bare_phase(
     """Watchers of the bare server's own send loop."""
     result = Result("bare aiohttp", mode, conns, seconds)
     rate = 10 if mode == "paced" else 0
+    window = Window(conns)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
         loop = asyncio.get_running_loop()
-        start = loop.time() + 1 + conns / 500
-        until = start + seconds
-        url = f"{bare_url}/ws?rate={rate}&seconds={until - loop.time() + 1}"
+        # The server sends for as long as the phase can last; watchers close at the end.
+        url = f"{bare_url}/ws?rate={rate}&seconds={60 + conns / 20 + seconds}"
+        watchers = [
+            asyncio.create_task(watch(session, url, result, window, sample=sample))
+            for _ in range(conns)
+        ]
+        await window.wait_connected(30 + conns / 20)
+        window.fix(loop.time() + 1, seconds)
         cpu = meter({})
-        metering = asyncio.create_task(_metered(cpu, start, until))
-        await asyncio.gather(
-            *(
-                watch(session, url, result, start=start, until=until, sample=sample)
-                for _ in range(conns)
-            )
-        )
+        metering = asyncio.create_task(_metered(cpu, window))
+        await asyncio.gather(*watchers)
         await metering
     result.cpu = cpu.used
     return result

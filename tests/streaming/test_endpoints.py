@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from typing import Any
 
 import aiohttp
+import nats as nats_client
 import orjson
 import pytest
 
 from tests.conftest import SpawnWorker
 from tests.streaming.helpers import assert_run, create_agent, sse_frames
 from worker.agents.fake_model import split_tokens
-from worker.testing import WorkerProcess
+from worker.streaming.frames import STARTED, Draft
+from worker.streaming.hub import StreamOptions
+from worker.streaming.log import FrameLog
+from worker.testing import NatsServer, WorkerProcess
 
 REPLY = "Streaming works token by token."
+LIMITS = StreamOptions().limits
 
 
 async def ws_frames(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
@@ -177,3 +183,36 @@ async def test_websocket_upgrade_needs_a_token_in_a_header_or_a_subprotocol(
     async with http.ws_connect(url, headers=auth) as ws:
         await ws.send_str('{"input": 2}')
         assert (await ws_frames(ws))[-1]["result"] == 2
+
+
+async def _open_sockets(http: aiohttp.ClientSession, url: str) -> float:
+    async with http.get(f"{url}/metrics") as resp:
+        for line in (await resp.text()).splitlines():
+            if line.startswith("agentos_websocket_connections{"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_watcher_that_leaves_a_quiet_task_is_let_go_at_once(
+    worker: WorkerProcess, nats: NatsServer, http: aiohttp.ClientSession
+) -> None:
+    nc = await nats_client.connect(nats.url)
+    try:
+        log = FrameLog(nc=nc, js=nc.jetstream(), stream="AGENTOS_FRAMES", limits=LIMITS)
+        task_id = uuid.uuid4().hex
+        first = Draft(status=STARTED, progress=0, message="started")
+        data = first.encode(task_id=task_id, seq=1, attempt=1)
+        await log.claim(task_id, data, seq=1, after_sseq=0)
+    finally:
+        await nc.close()
+    before = await _open_sockets(http, worker.url)
+    url = f"{worker.url}/v1/tasks/{task_id}/events"
+    async with http.ws_connect(url) as ws:
+        assert orjson.loads((await ws.receive()).data)["seq"] == 1
+        assert await _open_sockets(http, worker.url) == before + 1
+    # No frame will come for this task: the worker must not wait for one to notice.
+    for _ in range(40):
+        if await _open_sockets(http, worker.url) == before:
+            break
+        await asyncio.sleep(0.05)
+    assert await _open_sockets(http, worker.url) == before

@@ -1,17 +1,20 @@
 """Readers of a task's frames on this worker: replay from any ``seq``, then follow live.
 
 Each worker holds at most one live feed per task, a core NATS subscription on the stream's
-republished frames, parsed once and handed to every local reader of the task, so a thousand
-watchers cost one subscription, not a thousand JetStream consumers.
+republished frames (on the connection of ``live``), parsed once and handed to every local
+reader of the task, so a thousand watchers cost one subscription, not a thousand JetStream
+consumers, and a frame costs one parse however many read it.
 
 A reader tracks the last stream sequence it has taken. A live frame whose
 ``Nats-Last-Sequence`` is not that one shows a gap (a frame lost on the core feed, or a reader
-that fell behind losslessly); the reader then *catches up* from the stream itself with an
-ordered consumer, dropping live frames meanwhile, and goes back to the live feed once the
-consumer has nothing pending and it has passed every live frame seen. A new reader starts by
-catching up from the beginning of the task, keeping frames from ``from_seq`` on. If the feed
-goes quiet, a watchdog compares the newest stored frame with what readers have, so even a lost
-final frame is found.
+that fell behind losslessly); the reader then *catches up* from the stream itself, dropping
+live frames meanwhile, and goes back to the live feed once it has passed every live frame
+seen. A new reader starts by catching up from the beginning of the task, keeping frames from
+``from_seq`` on. A catch-up reads nothing when the task's newest stored frame comes before
+the one wanted, a few frames with direct gets, and more with an ordered consumer (until it has
+nothing pending): a thousand watchers joining running tasks at once then cost the server a few
+thousand reads, not a thousand consumers. If the feed goes quiet, a watchdog compares the
+newest stored frame with what readers have, so even a lost final frame is found.
 
 This is hand-written because nats-py offers the pieces (core subscriptions, ordered consumers)
 but not a shared fan-out with replay; the JetStream parts are all library calls.
@@ -25,16 +28,17 @@ import time
 from collections.abc import Callable
 
 import nats.errors
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from worker.streaming.frames import WireFrame
-from worker.streaming.log import LAST_SEQUENCE_HEADER, SEQUENCE_HEADER, FrameLog
+from worker.streaming.live import LiveConnection
+from worker.streaming.log import FrameLog
 from worker.streaming.outbox import GoingAway, Outbox
 from worker.telemetry.logs import get_logger
 
 log = get_logger(__name__)
 Until = Callable[[WireFrame], bool]
+_DIRECT_REPLAY = 32  # frames a catch-up reads with direct gets; past that, an ordered consumer
 
 
 def _final(frame: WireFrame) -> bool:
@@ -46,6 +50,7 @@ class Reader:
 
     Iterate it (``async for frame in reader``) inside ``async with reader``. The frames come
     from its ``outbox``, whose policy (coalescing or lossless) decides what a slow reader gets.
+    ``until`` says which final frame ends it (the first, by default); only final frames can.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class Reader:
         self._until = until
         self.next_seq = max(1, from_seq)
         self.last_sseq = 0
+        self.taken_seq = 0  # the seq of the frame at last_sseq
         self.max_live_sseq = 0
         self.catching_up = False
         self.finished = False
@@ -99,21 +105,22 @@ class Reader:
 
     def on_live(self, frame: WireFrame, prev_sseq: int) -> None:
         """A frame from the live feed, with the stream sequence of the task's frame before it."""
-        self.max_live_sseq = max(self.max_live_sseq, frame.sseq)
-        if self.catching_up or self.finished or frame.sseq <= self.last_sseq:
+        sseq = frame.sseq
+        self.max_live_sseq = max(self.max_live_sseq, sseq)
+        if self.catching_up or self.finished or sseq <= self.last_sseq:
             return
         if prev_sseq != self.last_sseq:
             self._start_catch_up()  # the feed lost a frame: read it from the stream
             return
         if frame.seq < self.next_seq:
-            self.last_sseq = frame.sseq
+            self.last_sseq, self.taken_seq = sseq, frame.seq
             return
         if not self.outbox.offer(frame):
             self._start_catch_up()  # lossless and full: continue from the stream, paced
             return
-        self.last_sseq = frame.sseq
+        self.last_sseq, self.taken_seq = sseq, frame.seq
         self.next_seq = frame.seq + 1
-        if self._until(frame):
+        if frame.final and self._until(frame):
             self._finish()
 
     def on_newest(self, sseq: int) -> None:
@@ -154,11 +161,50 @@ class Reader:
             return True
         return False
 
+    async def _take(self, frame: WireFrame) -> bool:
+        """A frame read from the stream: queued if wanted (at the reader's pace); True if it
+        ended the reader (a final frame, maybe before ``from_seq``: the task had ended)."""
+        self.last_sseq, self.taken_seq = frame.sseq, frame.seq
+        if frame.seq >= self.next_seq:
+            await self.outbox.put(frame)
+            self.next_seq = frame.seq + 1
+        if frame.final and self._until(frame):
+            self._finish()
+            return True
+        return False
+
     async def _catch_up_once(self) -> None:
         flog = self._fanout.log
-        newest = await flog.last(self.task_id)
-        if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
-            return
+        for _ in range(3):  # live frames may land meanwhile: look again before a consumer
+            newest = await flog.last(self.task_id)
+            if newest is not None and newest.sseq > self.last_sseq and newest.seq < self.next_seq:
+                # Every stored frame this reader has not taken comes before the one it wants
+                # next (a watcher of a task that has just started): nothing to read. Only the
+                # newest frame can be final.
+                if newest.final and self._until(newest):
+                    self._finish()
+                    return
+                self.last_sseq, self.taken_seq = newest.sseq, newest.seq
+            if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
+                return
+            if newest is None or newest.seq - self.taken_seq > _DIRECT_REPLAY:
+                break
+            # A short replay (a watcher joining a running task, a frame lost on the feed):
+            # direct gets, which leave nothing behind on the server, where a consumer is
+            # created, fed and deleted; a thousand watchers joining at once make that a storm.
+            while self.last_sseq < newest.sseq:
+                frame = await flog.next_after(self.task_id, self.last_sseq)
+                if frame is None:
+                    break
+                if await self._take(frame):
+                    return
+            if self._caught_up():
+                return
+        await self._replay()
+
+    async def _replay(self) -> None:
+        """Read the stream from ``last_sseq`` with an ordered consumer until caught up."""
+        flog = self._fanout.log
         sub = await flog.replay(self.task_id, after_sseq=self.last_sseq)
         try:
             while True:
@@ -174,15 +220,7 @@ class Reader:
                     frame = WireFrame.parse(msg.data, sseq=meta.sequence.stream)
                 except ValueError:
                     continue
-                self.last_sseq = frame.sseq
-                if frame.seq >= self.next_seq:
-                    await self.outbox.put(frame)
-                    self.next_seq = frame.seq + 1
-                    if self._until(frame):
-                        self._finish()
-                        return
-                elif self._until(frame):  # the task ended before from_seq
-                    self._finish()
+                if await self._take(frame):
                     return
                 if meta.num_pending == 0 and self._caught_up():
                     return
@@ -201,25 +239,23 @@ class Feed:
         self.ready = asyncio.Event()
         self.last_message = time.monotonic()
 
-    async def on_message(self, msg: Msg) -> None:
+    def on_frame(self, sseq: int, prev_sseq: int, data: bytes) -> None:
         """Parse a republished frame once and hand it to every reader."""
         self.last_message = time.monotonic()
-        headers = msg.headers or {}
         try:
-            sseq = int(headers[SEQUENCE_HEADER])
-            prev = int(headers.get(LAST_SEQUENCE_HEADER) or 0)
-            frame = WireFrame.parse(msg.data, sseq=sseq)
-        except (KeyError, ValueError):
+            frame = WireFrame.parse(data, sseq=sseq)
+        except ValueError:
             return
         for reader in tuple(self.readers):
-            reader.on_live(frame, prev)
+            reader.on_live(frame, prev_sseq)
 
 
 class Fanout:
     """This worker's live feeds, one per task with readers, and their watchdog."""
 
-    def __init__(self, *, log: FrameLog, idle_check: float = 5.0) -> None:
+    def __init__(self, *, log: FrameLog, live: LiveConnection, idle_check: float = 5.0) -> None:
         self.log = log
+        self.live = live
         self.idle_check = idle_check
         self._feeds: dict[str, Feed] = {}
         self._watchdog: asyncio.Task[None] | None = None
@@ -258,11 +294,8 @@ class Fanout:
             feed = self._feeds[reader.task_id] = Feed(task_id=reader.task_id)
             feed.readers.add(reader)
             try:
-                feed.sub = await self.log.nc.subscribe(
-                    self.log.live_subject(reader.task_id),
-                    cb=feed.on_message,
-                    pending_msgs_limit=65536,
-                    pending_bytes_limit=64 << 20,
+                feed.sub = await self.live.subscribe(
+                    self.log.live_subject(reader.task_id), feed.on_frame
                 )
             except BaseException:
                 self._feeds.pop(reader.task_id, None)
@@ -288,8 +321,7 @@ class Fanout:
     async def _unsubscribe(self, feed: Feed) -> None:
         await feed.ready.wait()
         if feed.sub is not None:
-            with contextlib.suppress(Exception):
-                await feed.sub.unsubscribe()
+            await self.live.unsubscribe(feed.sub)
 
     async def _watch(self) -> None:
         while True:

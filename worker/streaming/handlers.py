@@ -135,6 +135,9 @@ async def _events_websocket(
     with sockets.Connections(hub, ws):
         async with hub.reader(task_id, from_seq=from_seq) as reader:
             inbound = asyncio.create_task(_refuse_inbound(ws, rid))
+            # The socket closed (by the client, or for a binary message): stop now, not at the
+            # next frame, which a quiet task may not send for a long time.
+            inbound.add_done_callback(lambda _: reader.outbox.close())
             try:
                 code, reason = await sockets.pump_websocket(
                     ws, reader, service=hub.service, send_timeout=hub.options.send_timeout

@@ -41,6 +41,7 @@ from worker.streaming.frames import (
     STARTED,
     Draft,
 )
+from worker.streaming.live import LiveConnection
 from worker.streaming.log import FrameLog, LogLimits
 from worker.streaming.outbox import Outbox
 from worker.streaming.push import Pusher, PushOptions
@@ -72,6 +73,8 @@ class StreamOptions:
     sse_keepalive: float = 15.0
     flush_timeout: float = 10.0
     idle_check: float = 5.0
+    own_live_connection: bool = True
+    """Live feeds on a NATS connection of their own (with nats-py's fast path): see ``live``."""
     push: PushOptions = field(default_factory=PushOptions)
 
     @classmethod
@@ -126,7 +129,8 @@ class StreamHub:
         self.service = service
         self._tracer = tracer  # the push client's spans (default: the global provider's)
         self.log = FrameLog(nc=nc, js=js, stream=self.options.stream, limits=self.options.limits)
-        self.fanout = Fanout(log=self.log, idle_check=self.options.idle_check)
+        self.live = LiveConnection(shared=nc, own_connection=self.options.own_live_connection)
+        self.fanout = Fanout(log=self.log, live=self.live, idle_check=self.options.idle_check)
         self._pushers: set[asyncio.Task[None]] = set()
         self.connections: set[Any] = set()
         """Open server WebSockets, closed with 1001 at shutdown."""
@@ -134,6 +138,7 @@ class StreamHub:
     async def start(self) -> None:
         """Create or update the frames stream (bounded retention) and start the live feeds."""
         await self.log.ensure()
+        await self.live.start()
         self.fanout.start()
 
     async def stop(self) -> None:
@@ -142,6 +147,7 @@ class StreamHub:
             task.cancel()
         await asyncio.gather(*self._pushers, return_exceptions=True)
         await self.fanout.stop()
+        await self.live.stop()
 
     @property
     def pushing(self) -> int:

@@ -114,6 +114,23 @@ class FrameLog:
             return None
         return WireFrame.parse(msg.data, sseq=msg.seq or 0)
 
+    async def next_after(self, task_id: str, after_sseq: int) -> WireFrame | None:
+        """The first stored frame of ``task_id`` after stream seq ``after_sseq`` (a direct get:
+        nothing is created on the server), or ``None``."""
+        try:
+            msg = await self.js.get_msg(
+                self.stream,
+                seq=after_sseq + 1,
+                subject=self.subject(task_id),
+                direct=True,
+                next=True,
+            )
+        except NotFoundError:
+            return None
+        if not msg.data:
+            return None
+        return WireFrame.parse(msg.data, sseq=msg.seq or 0)
+
     async def claim(self, task_id: str, data: bytes, *, seq: int, after_sseq: int) -> PubAck:
         """Publish frame ``seq`` only if the task's newest stored frame is still ``after_sseq``.
 

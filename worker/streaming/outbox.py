@@ -39,7 +39,8 @@ class Outbox:
         self._max_frames = max_frames
         self._max_bytes = max_bytes
         self.lossless = lossless
-        self._ready = asyncio.Event()
+        # The one task taking frames waits on a bare future: cheaper per frame than an Event.
+        self._waiter: asyncio.Future[None] | None = None
         self._room = asyncio.Event()
         self._room.set()
         self._error: BaseException | None = None
@@ -88,17 +89,27 @@ class Outbox:
     def _append(self, frame: WireFrame) -> None:
         self._queue.append(frame)
         self._bytes += frame.size
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def get(self) -> WireFrame | None:
-        """The next frame to send; ``None`` once closed and empty; raises the failure, if any."""
+        """The next frame to send; ``None`` once closed and empty; raises the failure, if any.
+
+        One task takes the frames of an outbox (its reader's pump).
+        """
         while not self._queue:
             if self._error is not None:
                 raise self._error
             if self._closed:
                 return None
-            self._ready.clear()
-            await self._ready.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
         if self._error is not None:
             raise self._error
         frame = self._queue.popleft()
@@ -110,14 +121,14 @@ class Outbox:
     def close(self) -> None:
         """No more frames will come: ``get`` drains what is queued, then returns ``None``."""
         self._closed = True
-        self._ready.set()
+        self._wake()
         self._room.set()
 
     def fail(self, error: BaseException) -> None:
         """End the reader with ``error``: ``get`` raises it; queued frames are dropped."""
         if self._error is None:
             self._error = error
-        self._ready.set()
+        self._wake()
         self._room.set()
 
     @property
