@@ -1,6 +1,6 @@
 package e2e
 
-// This file is the seed's Go code (shared/seeds/002_1846418a596f12e7.txt, ADR-007) with the
+// This file is the seed's Go code (ADR-007, "Hybrid Communication Patterns") with the
 // fewest possible changes: gofmt'ed, and one line marked "CHANGED:". The seed names types,
 // fields and helpers it does not show (AgentConfig, Agent, ExecutionID, AgentService's fields,
 // upgrader, subscribeToExecutionUpdates, createBasicAgent); they are filled in at the end, under
