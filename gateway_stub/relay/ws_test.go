@@ -16,7 +16,8 @@ import (
 // A pusher (standing in for the worker) that drops its connection and resends, and browsers
 // connected before and after: each browser gets seq 1..n once, in order, then a normal close.
 func TestPushToBrowsers(t *testing.T) {
-	rs := relay.NewServer(relay.NewHub(relay.Options{}), nil)
+	hub := relay.NewHub(relay.Options{})
+	rs := relay.NewServer(hub, nil)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /internal/stream/{id}", rs.IngestHandler)
 	mux.HandleFunc("GET /stream", rs.StreamExecution)
@@ -52,6 +53,17 @@ func TestPushToBrowsers(t *testing.T) {
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	}
 	push(1, 2, 3)
+	// The worker reconnects only after its first connection failed, so that connection's
+	// frames are in before the resend; wait for them, or the two connections race here.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if frames, _ := hub.Snapshot("run1"); len(frames) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection's frames never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	push(3, 4, 5, 6) // reconnected: resends from the first frame it was not sure of
 
 	read := func(conn *websocket.Conn) []int64 {
