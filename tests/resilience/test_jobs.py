@@ -6,53 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
-import nats as nats_py
-import pytest
 from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.fakes.openai_server import FakeOpenAI
 from tests.http.helpers import call
-from tests.jobs.conftest import JOB_ENV, go_task
+from tests.jobs.conftest import go_task, job_env, nc, receiver
 from tests.jobs.receiver import Receiver
 from tests.resilience.conftest import openai_spec
-from worker.testing import NatsServer
 
 JOBS = 5
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def nc(nats: NatsServer) -> AsyncIterator[Client]:
-    client = await nats_py.connect(nats.url)
-    yield client
-    await client.drain()
-
-
-def _env() -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8].upper()
-    return {
-        **JOB_ENV,
-        "WORKER_TASKS_STREAM": f"TASKS_{tag}",
-        "WORKER_TASKS_SUBJECT": f"agent.execute.t{tag.lower()}",
-        "WORKER_TASKS_CONSUMER": f"workers-{tag.lower()}",
-        "WORKER_TASKS_BUCKET": f"tasks_{tag.lower()}",
-        "WORKER_CALLBACK_STREAM": f"CALLBACKS_{tag}",
-        "WORKER_CALLBACK_SUBJECT": f"agentos.callbacks.t{tag.lower()}",
-        "WORKER_DLQ_STREAM": f"DLQ_{tag}",
-        "WORKER_DLQ_SUBJECT": f"test.dlq.t{tag.lower()}",
-        "WORKER_JOB_MAX_DELIVER": "10",
-        "WORKER_PROVIDER_RETRY_MAX_ATTEMPTS": "1",
-    }
+__all__ = ["job_env", "nc", "receiver"]  # the jobs suite's fixtures, shared
 
 
 async def test_jobs_are_redelivered_later_and_complete_once_the_provider_recovers(
@@ -60,9 +26,10 @@ async def test_jobs_are_redelivered_later_and_complete_once_the_provider_recover
     http: aiohttp.ClientSession,
     receiver: Receiver,
     nc: Client,
+    job_env: dict[str, str],
     primary: FakeOpenAI,
 ) -> None:
-    env = _env()
+    env = {**job_env, "WORKER_JOB_MAX_DELIVER": "10", "WORKER_PROVIDER_RETRY_MAX_ATTEMPTS": "1"}
     w = spawn_worker(env)
     status, agent, _ = await call(
         http,
