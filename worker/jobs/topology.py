@@ -20,9 +20,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from worker.broker.jetstream import ensure_consumer, ensure_stream
 from worker.config import Settings
 from worker.telemetry.logs import get_logger
 
@@ -117,38 +118,6 @@ class Topology:
                 replicas=settings.kv_replicas,
             ),
         )
-
-
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or update it when its configuration changed."""
-    try:
-        info = await js.stream_info(config.name or "")
-    except NotFoundError:
-        await js.add_stream(config)
-        log.info("stream created", stream=config.name)
-        return
-    current = info.config
-    wanted = config.as_dict()
-    if any(current.as_dict().get(k) != v for k, v in wanted.items()):
-        await js.update_stream(config)
-        log.info("stream updated", stream=config.name)
-
-
-async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer, or update it when its configuration changed."""
-    name = config.durable_name or ""
-    try:
-        info = await js.consumer_info(stream, name)
-    except NotFoundError:
-        await js.add_consumer(stream, config)
-        log.info("consumer created", stream=stream, consumer=name)
-        return
-    current = info.config.as_dict()
-    wanted = config.as_dict()
-    if any(current.get(k) != v for k, v in wanted.items()):
-        # add_consumer with an existing durable name is the server's create-or-update.
-        await js.add_consumer(stream, config)
-        log.info("consumer updated", stream=stream, consumer=name)
 
 
 async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:

@@ -31,6 +31,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from worker.broker.jetstream import ensure_stream
 from worker.streaming.frames import WireFrame
 
 SUBJECT_PREFIX = "agentos.frames"
@@ -99,10 +100,7 @@ class FrameLog:
             allow_direct=True,
             republish=RePublish(src=f"{SUBJECT_PREFIX}.>", dest=f"{LIVE_PREFIX}.>"),
         )
-        try:
-            await self.js.update_stream(config)
-        except NotFoundError:
-            await self.js.add_stream(config)
+        await ensure_stream(self.js, config)
 
     async def last(self, task_id: str) -> WireFrame | None:
         """The newest stored frame of ``task_id`` (``None`` if it has none)."""
