@@ -67,7 +67,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body (413 past).")
     max_concurrent_invocations: int = Field(
-        256, ge=1, description="Invocations running at once on this worker; past it, 503."
+        256, ge=1, description="Invocations running at once on this worker; past it they queue."
+    )
+    max_queued_invocations: int = Field(
+        1024,
+        ge=0,
+        description="Invocations waiting for a slot (each no longer than its deadline); "
+        "past it, 503 at once.",
     )
     invoke_timeout: SettingDuration = Field(30.0, gt=0, description="Default invoke deadline.")
     max_invoke_timeout: SettingDuration = Field(

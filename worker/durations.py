@@ -62,15 +62,9 @@ def parse_go_duration(text: str) -> int:
 
 def _fmt_frac(v: int, prec: int) -> tuple[str, int]:
     """Print ``v / 10**prec`` without trailing zeros; return the text and ``v // 10**prec``."""
-    digits = ""
-    printed = False
-    for _ in range(prec):
-        digit = v % 10
-        printed = printed or digit != 0
-        if printed:
-            digits = str(digit) + digits
-        v //= 10
-    return ("." + digits if printed else ""), v
+    whole, frac = divmod(v, 10**prec)
+    digits = f"{frac:0{prec}d}".rstrip("0")
+    return ("." + digits if digits else ""), whole
 
 
 def format_go_duration(ns: int) -> str:

@@ -138,7 +138,9 @@ async def running_worker(
             store=store,
             broker=broker,
             limiter=InvocationLimiter(
-                settings.max_concurrent_invocations, service=settings.service_name
+                settings.max_concurrent_invocations,
+                queue=settings.max_queued_invocations,
+                service=settings.service_name,
             ),
             jobs=jobs,
             streams=streams,

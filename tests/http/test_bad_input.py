@@ -217,7 +217,9 @@ async def test_missing_or_wrong_token(
 async def test_overload_is_503_with_retry_after(
     spawn_worker: SpawnWorker, http: aiohttp.ClientSession
 ) -> None:
-    w = spawn_worker({"WORKER_MAX_CONCURRENT_INVOCATIONS": "2"})
+    w = spawn_worker(
+        {"WORKER_MAX_CONCURRENT_INVOCATIONS": "2", "WORKER_MAX_QUEUED_INVOCATIONS": "0"}
+    )
     _, agent, _ = await call(
         http,
         "POST",
@@ -233,6 +235,40 @@ async def test_overload_is_503_with_retry_after(
     assert [s for s, _, _ in await asyncio.gather(*slow)] == [200, 200]
     status, _, _ = await call(http, "POST", url, json={"input": "later"})
     assert status == 200
+
+
+async def test_a_burst_waits_in_the_queue_up_to_its_bound_and_deadline(
+    spawn_worker: SpawnWorker, http: aiohttp.ClientSession
+) -> None:
+    w = spawn_worker(
+        {"WORKER_MAX_CONCURRENT_INVOCATIONS": "1", "WORKER_MAX_QUEUED_INVOCATIONS": "1"}
+    )
+    _, agent, _ = await call(
+        http,
+        "POST",
+        w.url + "/v1/agents",
+        json={"type": "steps", "config": {"steps": 5, "step_delay": "100ms"}},
+    )
+    url = f"{w.url}/v1/agents/{agent['id']}/invoke"
+    running = asyncio.create_task(call(http, "POST", url, json={"input": "first"}))
+    await asyncio.sleep(0.2)
+    queued = asyncio.create_task(call(http, "POST", url, json={"input": "second"}))
+    await asyncio.sleep(0.1)
+    # The queue (one place) is taken: the third is turned away at once.
+    status, body, headers = await call(http, "POST", url, json={"input": "third"})
+    assert_error(status, body, headers, expect=503, code="overloaded")
+    _, metrics, _ = await call(http, "GET", w.url + "/metrics")
+    assert 'agentos_http_invocations_queued{service="ai-worker"} 1.0' in metrics
+    assert 'agentos_http_invocations_in_flight{service="ai-worker"} 1.0' in metrics
+    # The queued one waits for the slot and then runs.
+    assert [s for s, _, _ in await asyncio.gather(running, queued)] == [200, 200]
+    # A request whose deadline ends while it waits is turned away, never started.
+    running = asyncio.create_task(call(http, "POST", url, json={"input": "again"}))
+    await asyncio.sleep(0.2)
+    status, body, headers = await call(http, "POST", url, json={"input": "x", "timeout": "100ms"})
+    assert_error(status, body, headers, expect=503, code="overloaded")
+    assert "within 0.1s" in body["error"]["message"]
+    assert (await running)[0] == 200
 
 
 async def test_cpu_bound_sync_runnable_does_not_stall_the_loop(

@@ -79,6 +79,35 @@ async def test_request_span_continues_traceparent(
     assert attrs["agent.type"] == "echo"
     assert attrs["agent.id"] == agent["id"]
     assert attrs["http.request_id"]
+    assert span.name == "POST /v1/agents/{agent_id}/invoke"
+    assert attrs["http.route"] == "/v1/agents/{agent_id}/invoke"
+    assert attrs["http.request.method"] == "POST"
+    assert attrs["http.response.status_code"] == 200
+    assert span.status.is_ok
+
+
+async def test_request_span_of_a_server_error_is_an_error(
+    in_process: RunningWorker, http: aiohttp.ClientSession, spans: InMemorySpanExporter
+) -> None:
+    _, agent, _ = await call(
+        http,
+        "POST",
+        in_process.http_url + "/v1/agents",
+        json={"type": "steps", "config": {"steps": 3, "step_delay": "200ms"}},
+    )
+    spans.clear()
+    status, _, _ = await call(
+        http,
+        "POST",
+        f"{in_process.http_url}/v1/agents/{agent['id']}/invoke",
+        json={"input": "t", "timeout": "50ms"},
+    )
+    assert status == 504
+    (span,) = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    attrs = dict(span.attributes or {})
+    assert attrs["http.response.status_code"] == 504
+    assert attrs["error.type"] == "DeadlineExceeded"
+    assert not span.status.is_ok
 
 
 async def test_metrics_use_route_templates(

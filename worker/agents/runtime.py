@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from langchain_core.runnables import RunnableConfig
 from prometheus_client import Counter, Histogram
@@ -21,6 +21,7 @@ from worker.telemetry.metrics import (
     AGENT_INVOCATION_DURATION,
     AGENT_INVOCATIONS,
     HTTP_IN_FLIGHT,
+    HTTP_QUEUED,
     HTTP_REJECTED,
 )
 
@@ -41,38 +42,63 @@ class RunResult:
 
 
 class InvocationLimiter:
-    """At most ``limit`` runs at once; past that a caller is turned away at once (503).
+    """At most ``limit`` runs at once; up to ``queue`` more wait for a slot, first come first
+    served, for no longer than they were told; past that a caller is turned away at once (503
+    with ``Retry-After``).
 
-    Turning away rather than queueing keeps latency honest: a Go client with a breaker and a
-    second worker does better with a fast 503 than with a request parked in a queue.
+    The short queue lets a burst (a thousand connections at once) be served rather than
+    refused; its bound and the wait limit keep latency honest, since a Go client with a breaker
+    and a second worker does better with a fast 503 than with a request parked for long.
     """
 
-    def __init__(self, limit: int, *, service: str) -> None:
+    def __init__(self, limit: int, *, queue: int = 0, service: str) -> None:
         self._limit = limit
+        self._queue = queue
+        self._slots = asyncio.Semaphore(limit)
         self._running = 0
+        self._waiting = 0
         self._service = service
-        self._gauge = HTTP_IN_FLIGHT.labels(service)
+        # Read when scraped, not written on every request.
+        HTTP_IN_FLIGHT.labels(service).set_function(lambda: self._running)
+        HTTP_QUEUED.labels(service).set_function(lambda: self._waiting)
 
     @property
     def running(self) -> int:
         """Runs in progress now."""
         return self._running
 
-    def acquire(self) -> None:
-        """Take a slot, or raise ``Overloaded``."""
-        if self._running >= self._limit:
-            HTTP_REJECTED.labels(self._service, "overloaded").inc()
-            raise Overloaded(
-                f"worker is at its limit of {self._limit} concurrent invocations",
-                retry_after=1,
-            )
+    async def acquire(self, wait: float) -> float:
+        """Take a slot, waiting up to ``wait`` seconds for one; return the seconds waited.
+
+        Raises ``Overloaded`` when the queue is full or the wait runs out.
+        """
+        if not self._slots.locked():  # a slot is free and nobody is waiting for one
+            await self._slots.acquire()  # returns at once
+            self._running += 1
+            return 0.0
+        if wait <= 0 or self._waiting >= self._queue:
+            self._reject(f"worker is at its limit of {self._limit} concurrent invocations")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            self._reject(f"no invocation slot became free within {wait:g}s")
+        finally:
+            self._waiting -= 1
         self._running += 1
-        self._gauge.set(self._running)
+        return loop.time() - start
 
     def release(self) -> None:
-        """Give the slot back."""
+        """Give the slot back (to the first waiter, if any)."""
         self._running -= 1
-        self._gauge.set(self._running)
+        self._slots.release()
+
+    def _reject(self, message: str) -> NoReturn:
+        HTTP_REJECTED.labels(self._service, "overloaded").inc()
+        raise Overloaded(message, retry_after=1)
 
 
 Work = Callable[[RunnableConfig], Awaitable[Any]]

@@ -47,12 +47,8 @@ def openapi_document() -> dict[str, object]:
 
 
 def build_app(services: Services) -> web.Application:
-    """The HTTP application for ``services``.
-
-    Request spans come from OpenTelemetry's aiohttp server instrumentation, which
-    ``worker.telemetry.tracing.install`` turns on; it wraps ``web.Application`` and puts its
-    middleware first, outside ours.
-    """
+    """The HTTP application for ``services``; its one middleware also opens each request's
+    span (``worker.http.spans``)."""
     settings = services.settings
     app = web.Application(
         client_max_size=settings.max_body_bytes,

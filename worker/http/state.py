@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from worker.agents.registry import AgentTypeRegistry
 from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
 from worker.broker.connection import Broker
 from worker.config import Settings
-from worker.gojson import dumps, json_fallback
+from worker.gojson import dumps
 from worker.jobs.service import Jobs
 from worker.resilience import Resilience
 from worker.streaming.hub import StreamHub
@@ -40,12 +39,6 @@ SERVICES = web.AppKey("services", Services)
 def services(request: web.Request) -> Services:
     """The ``Services`` of the app serving ``request``."""
     return request.app[SERVICES]
-
-
-def model_json(model: BaseModel) -> bytes:
-    """A model as JSON bytes, serialised by pydantic-core in one pass; values it does not know
-    (LangChain objects in an agent's output) fall back as ``gojson.dumps`` shows them."""
-    return model.__pydantic_serializer__.to_json(model, fallback=json_fallback)
 
 
 def json_response(

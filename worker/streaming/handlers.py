@@ -205,7 +205,7 @@ async def agent_stream(request: web.Request) -> web.StreamResponse:
     value = agent.agent_type.parse_input(body.input)
     limit = _timeout(svc, body.timeout)
     task_id = uuid.uuid4().hex
-    svc.limiter.acquire()
+    limit -= await svc.limiter.acquire(limit)
     try:
         async with hub.reader(task_id) as reader:
             run = _start_run(hub, reader, agent, value, task_id=task_id, limit=limit)
@@ -300,7 +300,8 @@ class _Chat:
         try:
             value = self.agent.agent_type.parse_input(message.input)
             limit = _timeout(self.svc, message.timeout)
-            self.svc.limiter.acquire()
+            # No waiting here: the socket must keep reading (a cancel may come).
+            await self.svc.limiter.acquire(0)
         except WorkerError as exc:
             await self.error(exc.code, exc.message, exc.details)
             return

@@ -38,6 +38,11 @@ HTTP_IN_FLIGHT = Gauge(
     "Agent invocations running now on this worker.",
     ["service"],
 )
+HTTP_QUEUED = Gauge(
+    "agentos_http_invocations_queued",
+    "Agent invocations waiting for a free slot on this worker.",
+    ["service"],
+)
 HTTP_REJECTED = Counter(
     "agentos_http_rejected_total",
     "Requests turned away before running (overload, auth, limits), by reason.",
