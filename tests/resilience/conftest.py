@@ -4,6 +4,8 @@ built on them in process."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.fakes.openai_server import FakeOpenAI
 from worker.agents.registry import AgentTypeRegistry, BuildContext
-from worker.resilience import Resilience, RetryPolicy
+from worker.agents.store import AgentRecord, ResolvedAgent
+from worker.resilience import AdmissionRecorder, Resilience, RetryPolicy
 
 REGISTRY = AgentTypeRegistry.discover()
 
@@ -50,9 +53,8 @@ def provider_name(server: FakeOpenAI, model: str = "gpt-test") -> str:
     return f"openai:{server.base_url}#{model}"
 
 
-def build_chat(config: dict[str, Any], resilience: Resilience | None = None) -> Runnable[Any, str]:
-    """A ``chat`` agent's Runnable, with its own breakers unless ``resilience`` is given."""
-    ctx = BuildContext(
+def _context(resilience: Resilience | None) -> BuildContext:
+    return BuildContext(
         resilience=resilience
         or Resilience(
             fail_max=3,
@@ -60,7 +62,34 @@ def build_chat(config: dict[str, Any], resilience: Resilience | None = None) -> 
             retry=RetryPolicy(max_attempts=1, initial_backoff=0.01, max_wait=5),
         )
     )
-    return REGISTRY.build("chat", config, ctx)
+
+
+def build_chat(config: dict[str, Any], resilience: Resilience | None = None) -> Runnable[Any, str]:
+    """A ``chat`` agent's Runnable, with its own breakers unless ``resilience`` is given."""
+    return REGISTRY.build("chat", config, _context(resilience))
+
+
+def resolve_agent(
+    type_name: str, config: dict[str, Any], resilience: Resilience | None = None
+) -> ResolvedAgent:
+    """An agent built as ``AgentStore.resolve`` builds it (its admission check included), in
+    this process, with its own breakers unless ``resilience`` is given."""
+    agent_type = REGISTRY.get(type_name)
+    recorder = AdmissionRecorder()
+    ctx = replace(_context(resilience), admission=recorder)
+    runnable = agent_type.build(agent_type.parse_config(config), ctx)
+    now = datetime.now(UTC)
+    record = AgentRecord(
+        id=f"local-{type_name}",
+        type=type_name,
+        name="",
+        config=config,
+        created_at=now,
+        updated_at=now,
+    )
+    return ResolvedAgent(
+        record=record, agent_type=agent_type, runnable=runnable, admission=recorder.admission()
+    )
 
 
 @pytest.fixture

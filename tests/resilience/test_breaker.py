@@ -152,3 +152,28 @@ async def test_a_slow_success_from_before_the_trip_does_not_close_it() -> None:
     gate.set()
     await slow  # admitted while closed; its success says nothing about the open endpoint
     assert breaker.state is State.OPEN
+
+
+async def test_refuses_for_answers_as_admission_would_without_taking_the_call() -> None:
+    breaker = AsyncBreaker(name="t-refuses-for", fail_max=1, reset_timeout=0.2)
+    assert breaker.refuses_for() is None  # closed
+    with pytest.raises(Boom):
+        await _call(breaker, _failing)
+    wait = breaker.refuses_for()
+    assert wait is not None
+    assert 0.1 < wait <= 0.2  # open: until it half-opens
+
+    await asyncio.sleep(0.21)
+    assert breaker.refuses_for() is None  # due: the next call would be the trial ...
+    assert breaker.state is State.OPEN  # ... and asking did not take it
+    gate = asyncio.Event()
+    trial = asyncio.create_task(_call(breaker, gate.wait))
+    await asyncio.sleep(0.01)
+    assert breaker.state is State.HALF_OPEN
+    assert breaker.refuses_for() == 0.2  # the trial is out: come back when it may be done
+    with pytest.raises(BreakerOpen) as refused:
+        await _call(breaker, _failing)
+    assert refused.value.retry_after == 0.2
+    gate.set()
+    await trial
+    assert breaker.refuses_for() is None  # closed again

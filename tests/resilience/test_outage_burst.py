@@ -1,6 +1,6 @@
 """A burst of 1,000 invocations while the only provider is down: every one fails fast with 503
-and ``Retry-After``, no task is left behind and memory stays flat (in-process worker, so its
-tasks and memory are this process's)."""
+and ``Retry-After``, refused at admission (no agent run starts), no task is left behind and
+memory stays flat (in-process worker, so its tasks and memory are this process's)."""
 
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ async def test_a_burst_during_an_outage_fails_fast_without_leaks(
         gc.collect()
         tasks_before = len(asyncio.all_tasks())
         served_before = _served()
+        runs_before = _chat_runs()
         rss_before = rss_bytes()
 
         results: list[tuple[int, float, str | None]] = []
@@ -113,12 +114,14 @@ async def test_a_burst_during_an_outage_fails_fast_without_leaks(
         gc.collect()
         tasks_after = len(asyncio.all_tasks())
         served = {le: n - served_before[le] for le, n in _served().items()}
+        runs = _chat_runs() - runs_before
         rss_after = rss_bytes()
 
     assert len(results) == BURST
     assert {s for s, _, _ in results} == {503}
     assert all(ra is not None and 250 <= int(ra) <= 300 for _, _, ra in results)
     assert provider.count == 3  # not one request reached the provider during the burst
+    assert runs == 0  # nor did one agent run start: every invocation was refused at admission
     latencies = sorted(t for _, t, _ in results)
     p50 = statistics.median(latencies)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
@@ -139,6 +142,17 @@ async def test_a_burst_during_an_outage_fails_fast_without_leaks(
     # measured in bench/; a test on a shared CI machine, with the client on the worker's own
     # loop, asserts a sanity bound only: nothing waited on the network or a retry.
     assert p99 < 0.100
+
+
+def _chat_runs() -> float:
+    """Runs of ``chat`` agents so far, whatever their outcome."""
+    return sum(
+        REGISTRY.get_sample_value(
+            "agentos_agent_invocations_total", {"agent_type": "chat", "outcome": outcome}
+        )
+        or 0.0
+        for outcome in ("ok", "error", "timeout", "cancelled")
+    )
 
 
 def _served() -> dict[str, float]:

@@ -127,7 +127,7 @@ async def test_send_watch_cancels_only_a_send_that_waits_too_long() -> None:
 async def test_replays_short_and_long_deliver_every_frame_short_ones_without_a_consumer(
     hub: StreamHub,
 ) -> None:
-    for stored in (12, 120):  # direct gets, then an ordered consumer
+    for stored in (12, 120):  # direct gets, then a replay consumer
         task_id = uuid.uuid4().hex
         acks = []
         for seq in range(1, stored + 1):
@@ -151,3 +151,34 @@ async def test_replays_short_and_long_deliver_every_frame_short_ones_without_a_c
         await (await hub.log.publish_async(task_id, data, seq=stored + 1))
         for seqs in await asyncio.wait_for(asyncio.gather(*readers), 10):
             assert seqs == list(range(stored - 8, stored + 2))
+
+
+async def test_a_long_replay_goes_at_the_readers_pace_and_leaves_no_consumer(
+    hub: StreamHub,
+) -> None:
+    # More frames than any client-side buffer of a push consumer: a slow reader of a finished
+    # task must still get every one, in order (a push consumer dropped frames here and hung).
+    stored = 6000
+    task_id = uuid.uuid4().hex
+    acks = []
+    for seq in range(1, stored + 1):
+        if seq == stored:
+            draft = Draft(status="completed", progress=100, message="done", result="r")
+        else:
+            draft = Draft(status=STARTED if seq == 1 else PROCESSING, progress=0, message="m")
+        data = draft.encode(task_id=task_id, seq=seq, attempt=1)
+        acks.append(await hub.log.publish_async(task_id, data, seq=seq))
+    await asyncio.gather(*acks)
+
+    async def watch() -> list[int]:
+        seqs = []
+        async with hub.reader(task_id, from_seq=1) as reader:
+            async for frame in reader:
+                seqs.append(frame.seq)
+                if frame.seq % 500 == 0:
+                    await asyncio.sleep(0.05)  # a reader slower than the server
+        return seqs
+
+    assert await asyncio.wait_for(watch(), 60) == list(range(1, stored + 1))
+    consumers = await hub.log.js.consumers_info(hub.options.stream)
+    assert not [c for c in consumers if c.config.filter_subject == hub.log.subject(task_id)]

@@ -47,7 +47,9 @@ async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
 ) -> None:
     w = spawn_worker({"WORKER_STREAM_QUEUE_BYTES": str(256 << 10)})
     reply = " ".join(f"{i:06d}" + "w" * 54 for i in range(WORDS))
-    config = {"type": "chat", "config": {"model": {"provider": "fake", "responses": [reply]}}}
+    # A token a millisecond: a fast model, still a pace a reader can be measured against.
+    model = {"provider": "fake", "responses": [reply], "token_delay": "1ms"}
+    config = {"type": "chat", "config": {"model": model}}
     async with http.post(
         f"{w.url}/v1/agents",
         data=io.BytesIO(orjson.dumps(config)),

@@ -88,8 +88,9 @@ class ScriptedChatModel(FakeListChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         for token in split_tokens(self._next_reply()):
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
+            # Even with no delay, each token comes on a turn of the event loop of its own, as
+            # tokens read from a provider's network stream do.
+            await asyncio.sleep(self.token_delay)
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
             if run_manager:
                 await run_manager.on_llm_new_token(token, chunk=chunk)

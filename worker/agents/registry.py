@@ -15,6 +15,8 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from worker.errors import BadRequest
+from worker.resilience.admission import AdmissionRecorder
+from worker.resilience.model import ProviderChain
 from worker.resilience.registry import Resilience
 from worker.telemetry.logs import get_logger
 
@@ -30,6 +32,17 @@ class BuildContext:
     openai_base_url: str | None = None
     resilience: Resilience = field(default_factory=Resilience)
     """Breakers shared by the worker's agents, and the default retry and breaker settings."""
+    admission: AdmissionRecorder | None = None
+    """Set by the store while it builds one agent: what ``requires`` records (None: nobody
+    asked, as when a type is built only to validate its config)."""
+
+    def requires(self, chain: ProviderChain) -> None:
+        """Declare that every run of the agent being built calls ``chain``, so that runs are
+        refused at once, before the Runnable starts, while none of its providers can answer
+        (see ``worker.resilience.admission``). Do not declare a chain that only some runs call.
+        """
+        if self.admission is not None:
+            self.admission.require(chain)
 
 
 Builder = Callable[[Any, BuildContext], Runnable[Any, Any]]

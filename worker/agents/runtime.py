@@ -149,6 +149,9 @@ async def execute(
     ``invoke`` passes ``ainvoke``; the streaming door passes a function that consumes
     ``astream_events`` and emits frames, so both share one set of limits and metrics.
     """
+    if agent.admission is not None:
+        # Every provider it needs is down: 503 (a job: handed back) without starting the run.
+        agent.admission.check()
     run_uuid = uuid.uuid4()
     run_id = run_id or str(run_uuid)
     agent_type = agent.record.type

@@ -30,6 +30,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from worker.agents.registry import AgentType, AgentTypeRegistry, BuildContext
 from worker.errors import Conflict, NotFound
+from worker.resilience.admission import Admission, AdmissionRecorder
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import AGENTS_KNOWN
 
@@ -85,6 +86,9 @@ class ResolvedAgent:
     record: AgentRecord
     agent_type: AgentType
     runnable: Runnable[Any, Any]
+    admission: Admission | None = None
+    """Checked before each run: refuses at once while a provider chain every run calls cannot
+    answer. None for an agent with nothing to check (no model, or a ``basic``/``fake`` one)."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -307,7 +311,15 @@ class AgentStore:
         if built is not None and built.record.revision == record.revision:
             return built
         agent_type = self._registry.get(record.type)
-        runnable = agent_type.build(agent_type.parse_config(record.config), self._ctx)
-        built = ResolvedAgent(record=record, agent_type=agent_type, runnable=runnable)
+        recorder = AdmissionRecorder()  # what the builder says every run needs
+        runnable = agent_type.build(
+            agent_type.parse_config(record.config), replace(self._ctx, admission=recorder)
+        )
+        built = ResolvedAgent(
+            record=record,
+            agent_type=agent_type,
+            runnable=runnable,
+            admission=recorder.admission(),
+        )
         self._built[agent_id] = built
         return built

@@ -133,6 +133,10 @@ class JobRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
+        self._beat_every = max(settings.job_ack_wait / 3, 0.2)
+        self._beats: dict[str, tuple[Msg, TaskRecord, float]] = {}
+        """Running jobs: their message, record and when their next heartbeat is due."""
         self._stopping = False
         self._gauge = JOBS_IN_FLIGHT.labels(settings.service_name)
 
@@ -144,6 +148,7 @@ class JobRunner:
     async def start(self) -> None:
         """Bind to the pool's consumer and start fetching."""
         self._loop_task = asyncio.create_task(self._fetch_loop(), name="job-fetch")
+        self._beat_task = asyncio.create_task(self._heartbeats(), name="job-heartbeats")
 
     async def stop(self, grace: float) -> None:
         """Stop fetching; give in-flight jobs ``grace`` seconds, then hand the rest back."""
@@ -162,6 +167,10 @@ class JobRunner:
                 task.cancel(HANDBACK)
             if pending:
                 await asyncio.wait(pending, timeout=self._s.callback_timeout + 5)
+        if self._beat_task is not None:
+            self._beat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat_task
 
     def cancel_local(self, task_id: str) -> bool:
         """Cancel ``task_id`` if it runs on this worker."""
@@ -360,7 +369,7 @@ class JobRunner:
         current = asyncio.current_task()
         if current is not None:
             self._running[task.id] = current
-        beat = asyncio.create_task(self._heartbeat(msg, record))
+        self._beats[task.id] = (msg, record, asyncio.get_running_loop().time() + self._beat_every)
         time_limit = task.timeout or self._s.job_timeout
         start = time.perf_counter()
         status, result, error = TaskStatus.FAILED, None, None
@@ -397,22 +406,34 @@ class JobRunner:
                 return
             error = TaskError(code=exc.code, message=exc.message)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            self._beats.pop(task.id, None)
             self._running.pop(task.id, None)
             self._cancelled.discard(task.id)
         record.execution_time = time.perf_counter() - start
         JOB_DURATION.labels(agent.record.type, status.value).observe(record.execution_time)
         await self._finish(msg, task, record, status, result=result, error=error, ran=True)
 
-    async def _heartbeat(self, msg: Msg, record: TaskRecord) -> None:
-        """Keep a long run's message from being redelivered, and show it is alive."""
-        interval = max(self._s.job_ack_wait / 3, 0.2)
+    async def _heartbeats(self) -> None:
+        """Keep long runs' messages from being redelivered, and show they are alive.
+
+        One loop for every running job rather than a task per job: most jobs end long before
+        their first heartbeat is due, and a task each would be created and cancelled for
+        nothing on every job.
+        """
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            await asyncio.sleep(self._beat_every / 4)
+            now = loop.time()
+            due = [(tid, msg, rec) for tid, (msg, rec, at) in self._beats.items() if at <= now]
+            for task_id, msg, record in due:
+                self._beats[task_id] = (msg, record, now + self._beat_every)
+            if due:
+                await asyncio.gather(*(self._beat(t, m, r) for t, m, r in due))
+
+    async def _beat(self, task_id: str, msg: Msg, record: TaskRecord) -> None:
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
+            if task_id in self._beats and record.status == TaskStatus.RUNNING:
                 record.heartbeat_at = datetime.now(UTC)
                 await self._tasks.overwrite(record)
 

@@ -5,10 +5,13 @@ transient errors, and fallback chains that degrade to a basic answer.
 - ``retry``: tenacity policy (transient errors only, ``Retry-After``, the run's deadline).
 - ``guard``: retry -> breaker -> call for one provider, with metrics and a span per attempt.
 - ``model``: the guarded chat model and the chain of providers (LangChain fallbacks).
+- ``failures``: the one error a caller sees when every provider of a chain failed or refuses.
+- ``admission``: refuse a run before it starts when a chain it needs cannot answer.
 - ``registry``: the worker's breakers, shared by every agent naming the same endpoint.
 - ``scope``: the run's deadline and which provider answered, shared with the caller.
 """
 
+from worker.resilience.admission import Admission, AdmissionRecorder
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen, State
 from worker.resilience.guard import ProviderGuard
 from worker.resilience.model import GuardedChatModel, ProviderChain, provider_chain
@@ -17,6 +20,8 @@ from worker.resilience.retry import RetryPolicy
 from worker.resilience.scope import RunReport, run_scope
 
 __all__ = [
+    "Admission",
+    "AdmissionRecorder",
     "AsyncBreaker",
     "BreakerOpen",
     "BreakerStatus",

@@ -22,8 +22,8 @@ listeners and state changes stay the single source of truth.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from types import TracebackType
 from typing import Any
@@ -149,8 +149,27 @@ class AsyncBreaker:
         opened_at = self._storage.opened_at
         if opened_at is None:
             return 0.0
-        due = opened_at + timedelta(seconds=self._cb.reset_timeout)
-        return max(0.0, (due - datetime.now(UTC)).total_seconds())
+        # pybreaker times the open state by the wall clock (an aware datetime); as plain
+        # seconds, since this runs for every refused call during an outage.
+        return max(0.0, opened_at.timestamp() + self._cb.reset_timeout - time.time())
+
+    def refuses_for(self) -> float | None:
+        """Seconds a call made now would be refused for, or None when it would be admitted.
+
+        The same decision as admission (``calling``), without taking the call: open and not yet
+        due, the time until it half-opens; half-open with its one trial call out, a short wait
+        for the trial's outcome. An open breaker that is due counts as admitting (the next call
+        is its trial). Read without the lock, so it is advice: the breaker stays the judge of
+        every call actually made.
+        """
+        state = self.state
+        if state is State.OPEN:
+            wait = self.retry_after()
+            return wait if wait > 0 else None
+        if state is State.HALF_OPEN and self._trial_in_flight:
+            # A trial is out; its outcome decides. Ask to come back very soon.
+            return min(1.0, self._cb.reset_timeout)
+        return None
 
     def calling(self, counts: Callable[[BaseException], bool] | None = None) -> Call:
         """A context manager guarding one call; ``counts`` overrides the breaker's filter."""
@@ -161,17 +180,14 @@ class AsyncBreaker:
     def _admit(self) -> tuple[int, bool]:
         """Let a call through or raise ``BreakerOpen``; returns (generation, is_trial)."""
         with self._lock:
+            wait = self.refuses_for()
+            if wait is not None:
+                raise BreakerOpen(self.name, retry_after=wait)
             state = self.state
-            if state is State.OPEN:
-                wait = self.retry_after()
-                if wait > 0:
-                    raise BreakerOpen(self.name, retry_after=wait)
+            if state is State.OPEN:  # and due: this call is the trial
                 self._cb.half_open()  # the listener bumps the generation
                 state = State.HALF_OPEN
             if state is State.HALF_OPEN:
-                if self._trial_in_flight:
-                    # A trial is out; its outcome decides. Ask to come back very soon.
-                    raise BreakerOpen(self.name, retry_after=min(1.0, self._cb.reset_timeout))
                 self._trial_in_flight = True
                 return self._generation, True
             return self._generation, False

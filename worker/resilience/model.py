@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -24,24 +23,14 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 from pydantic import ConfigDict
 
-from worker.errors import Unavailable
-from worker.resilience.breaker import BreakerOpen
+from worker.resilience.admission import ChainCheck
+from worker.resilience.failures import ProviderFailure, exhausted
 from worker.resilience.guard import ProviderGuard
 from worker.resilience.scope import record_answer
-from worker.telemetry.metrics import PROVIDER_CALLS, PROVIDER_FALLBACKS
+from worker.telemetry.metrics import PROVIDER_FALLBACKS
 
 PROVIDER_KEY = "agentos_provider"
 DEGRADED_KEY = "agentos_degraded"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderFailure:
-    """One provider's failure during one run of a chain."""
-
-    provider: str
-    error: BaseException
-    retry_after: float | None
-    """Seconds until the provider is worth trying again; None: not an availability problem."""
 
 
 # The failures of the chain run in progress. A list set by the chain and appended to by its
@@ -157,23 +146,26 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
     without waiting on the network.
     """
 
+    @property
+    def guards(self) -> tuple[ProviderGuard | None, ...]:
+        """Each provider's guard, in order; None for a provider that cannot be unavailable."""
+        return tuple(
+            model.guard if isinstance(model, GuardedChatModel) else None for model in self.runnables
+        )
+
     def _all_open(self) -> Exception | None:
         """``Unavailable`` when every provider's breaker refuses calls now, else None.
 
         Checked before LangChain runs anything: during an outage every call would end the same
-        way, and skipping the callback machinery of each model run keeps the refusal fast.
+        way, and skipping the callback machinery of each model run keeps the refusal fast. (The
+        worker's doors refuse even earlier, before the agent's Runnable starts: ``admission``.)
         """
-        refusals: list[ProviderFailure] = []
-        for model in self.runnables:
-            guard = model.guard if isinstance(model, GuardedChatModel) else None
-            wait = guard.breaker.retry_after() if guard is not None else 0.0
-            if guard is None or wait <= 0:
-                return None
-            refused = BreakerOpen(guard.breaker.name, retry_after=wait)
-            refusals.append(ProviderFailure(guard.provider, refused, wait))
-        for refusal in refusals:
-            PROVIDER_CALLS.labels(refusal.provider, "breaker_open").inc()
-        return _exhausted(BreakerOpen("all", retry_after=0), refusals)
+        guards: list[ProviderGuard] = []
+        for guard in self.guards:
+            if guard is None:
+                return None  # a local provider always answers
+            guards.append(guard)
+        return ChainCheck(guards).refusal()
 
     async def ainvoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
@@ -186,7 +178,7 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
         try:
             return await super().ainvoke(input, config, **kwargs)
         except Exception as exc:
-            raise _exhausted(exc, failures) from exc
+            raise exhausted(exc, failures) from exc
         finally:
             _FAILURES.reset(token)
 
@@ -201,7 +193,7 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
         try:
             return super().invoke(input, config, **kwargs)
         except Exception as exc:
-            raise _exhausted(exc, failures) from exc
+            raise exhausted(exc, failures) from exc
         finally:
             _FAILURES.reset(token)
 
@@ -225,29 +217,7 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
         except Exception as exc:
             if started:
                 raise
-            raise _exhausted(exc, failures) from exc
-
-
-def _exhausted(exc: Exception, failures: Sequence[ProviderFailure]) -> Exception:
-    """What the caller sees when every provider failed."""
-    waits = [f.retry_after for f in failures if f.retry_after is not None]
-    if not waits:
-        return exc  # every failure was permanent (4xx, a bug): trying later would not help
-    summary = "; ".join(f"{f.provider}: {_describe(f.error)}" for f in failures)
-    return Unavailable(
-        f"every model provider of this agent is unavailable ({summary})",
-        code="provider_unavailable",
-        retry_after=min(waits),
-        details=[
-            {"provider": f.provider, "error": _describe(f.error), "retry_after": f.retry_after}
-            for f in failures
-        ],
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+            raise exhausted(exc, failures) from exc
 
 
 def provider_chain(models: Sequence[GuardedChatModel]) -> ProviderChain:

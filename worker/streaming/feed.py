@@ -11,12 +11,12 @@ that fell behind losslessly); the reader then *catches up* from the stream itsel
 live frames meanwhile, and goes back to the live feed once it has passed every live frame
 seen. A new reader starts by catching up from the beginning of the task, keeping frames from
 ``from_seq`` on. A catch-up reads nothing when the task's newest stored frame comes before
-the one wanted, a few frames with direct gets, and more with an ordered consumer (until it has
+the one wanted, a few frames with direct gets, and more with a replay consumer (until it has
 nothing pending): a thousand watchers joining running tasks at once then cost the server a few
 thousand reads, not a thousand consumers. If the feed goes quiet, a watchdog compares the
 newest stored frame with what readers have, so even a lost final frame is found.
 
-This is hand-written because nats-py offers the pieces (core subscriptions, ordered consumers)
+This is hand-written because nats-py offers the pieces (core subscriptions, pull consumers)
 but not a shared fan-out with replay; the JetStream parts are all library calls.
 """
 
@@ -38,7 +38,8 @@ from worker.telemetry.logs import get_logger
 
 log = get_logger(__name__)
 Until = Callable[[WireFrame], bool]
-_DIRECT_REPLAY = 32  # frames a catch-up reads with direct gets; past that, an ordered consumer
+_DIRECT_REPLAY = 32  # frames a catch-up reads with direct gets; past that, a replay consumer
+_REPLAY_BATCH = 64  # frames fetched at once by a replay
 
 
 def _final(frame: WireFrame) -> bool:
@@ -203,30 +204,32 @@ class Reader:
         await self._replay()
 
     async def _replay(self) -> None:
-        """Read the stream from ``last_sseq`` with an ordered consumer until caught up."""
+        """Read the stream from ``last_sseq`` in batches until caught up."""
         flog = self._fanout.log
-        sub = await flog.replay(self.task_id, after_sseq=self.last_sseq)
+        replay = await flog.replay(self.task_id, after_sseq=self.last_sseq)
         try:
             while True:
                 try:
-                    msg = await sub.next_msg(timeout=self._fanout.idle_check)
+                    # A batch at a time: the next is fetched once these are queued, at the
+                    # reader's pace.
+                    msgs = await replay.sub.fetch(_REPLAY_BATCH, timeout=self._fanout.idle_check)
                 except nats.errors.TimeoutError:
                     newest = await flog.last(self.task_id)
                     if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
                         return
                     continue
-                meta = msg.metadata
-                try:
-                    frame = WireFrame.parse(msg.data, sseq=meta.sequence.stream)
-                except ValueError:
-                    continue
-                if await self._take(frame):
-                    return
-                if meta.num_pending == 0 and self._caught_up():
-                    return
+                for msg in msgs:
+                    meta = msg.metadata
+                    try:
+                        frame = WireFrame.parse(msg.data, sseq=meta.sequence.stream)
+                    except ValueError:
+                        continue
+                    if await self._take(frame):
+                        return
+                    if meta.num_pending == 0 and self._caught_up():
+                        return
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await replay.close()
 
 
 class Feed:

@@ -164,7 +164,7 @@ class StreamHub:
         stream_url: str | None = None,
         traceparent: str | None = None,
     ) -> RunResult:
-        """Run the agent with astream_events, emitting started, processing... and a final
+        """Run the agent with frame callbacks, emitting started, processing... and a final
         frame for ``task_id``; return ``RunResult`` like ``runtime.invoke`` and raise the same
         errors (``DeadlineExceeded``, ``AgentFailed``, ``asyncio.CancelledError`` after the
         final frame is published)."""

@@ -8,18 +8,21 @@ Live readers do not each need a consumer: the stream *republishes* every stored 
 ``agentos.frames-live.T`` (JetStream RePublish), with the frame's stream sequence
 (``Nats-Sequence``) and the previous stream sequence of the same task (``Nats-Last-Sequence``).
 A reader that knows the last stream sequence it has seen can therefore tell a gap on that core
-NATS feed, and fill it from the stream with an ordered consumer (``replay``).
+NATS feed, and fill it from the stream with a pull consumer of its own (``replay``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
@@ -42,6 +45,7 @@ SEQUENCE_HEADER = "Nats-Sequence"
 LAST_SEQUENCE_HEADER = "Nats-Last-Sequence"
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _MSG_ID = "Nats-Msg-Id"
+_REPLAY_IDLE = 60.0  # seconds an abandoned replay consumer lives on the server
 
 
 def subject_token(task_id: str) -> str:
@@ -153,23 +157,45 @@ class FrameLog:
             self.subject(task_id), data, headers={_MSG_ID: f"{task_id}:{seq}"}
         )
 
-    async def replay(self, task_id: str, *, after_sseq: int) -> JetStreamContext.PushSubscription:
-        """An ordered consumer over ``task_id``'s stored frames after stream seq ``after_sseq``.
+    async def replay(self, task_id: str, *, after_sseq: int) -> Replay:
+        """A consumer of its own over ``task_id``'s stored frames after stream seq
+        ``after_sseq``, read in batches with ``Replay.sub.fetch``.
 
-        It delivers what is stored and then what is stored next, in order; the caller reads
-        with ``next_msg`` and unsubscribes when it has caught up.
+        A pull consumer, so a long replay goes at the reader's pace: a push consumer (an
+        ordered one included) sends everything stored at once, and a reader slower than the
+        server drops frames past its pending limit and then waits for them forever.
         """
-        if after_sseq > 0:
-            config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sseq + 1
-            )
-        else:
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        return await self.js.subscribe(
-            self.subject(task_id),
-            stream=self.stream,
-            ordered_consumer=True,
-            config=config,
-            pending_msgs_limit=4096,
-            pending_bytes_limit=8 << 20,
+        name = f"replay_{uuid.uuid4().hex}"
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                name=name,
+                filter_subject=self.subject(task_id),
+                deliver_policy=(
+                    DeliverPolicy.BY_START_SEQUENCE if after_sseq > 0 else DeliverPolicy.ALL
+                ),
+                opt_start_seq=after_sseq + 1 if after_sseq > 0 else None,
+                ack_policy=AckPolicy.NONE,
+                mem_storage=True,
+                num_replicas=1,
+                inactive_threshold=_REPLAY_IDLE,  # removed by the server if we vanish
+            ),
         )
+        sub = await self.js.pull_subscribe_bind(name, stream=self.stream)
+        return Replay(log=self, name=name, sub=sub)
+
+
+@dataclass
+class Replay:
+    """One reader's replay of a task's stored frames: ``sub.fetch`` batches, then ``close``."""
+
+    log: FrameLog
+    name: str
+    sub: JetStreamContext.PullSubscription
+
+    async def close(self) -> None:
+        """Stop reading and delete the consumer."""
+        with contextlib.suppress(Exception):
+            await self.sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await self.log.js.delete_consumer(self.log.stream, self.name)

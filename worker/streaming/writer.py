@@ -1,11 +1,12 @@
 """Publishing one attempt's frames of a task: numbered, in order, pipelined, never blocking the run.
 
 ``emit`` only appends to a queue; a publisher task numbers the drafts as it sends them. The
-first frame of an attempt is published with ``Nats-Expected-Last-Subject-Sequence``: it reads
-the task's newest stored frame, continues its ``seq`` (and counts the attempt), and loses the
-race cleanly if another writer got there first, so ``seq`` has no gaps and no repeats across
-attempts. Later frames go out in pipelined batches (``publish_async``), each with a
-``Nats-Msg-Id``, so a batch resent after a lost acknowledgement is not stored twice.
+first frame of an attempt is published with ``Nats-Expected-Last-Subject-Sequence``: it
+continues the ``seq`` of the task's newest stored frame (and counts the attempt), read when
+the task has frames already, and loses the race cleanly if another writer got there first, so
+``seq`` has no gaps and no repeats across attempts. Later frames go out in pipelined batches
+(``publish_async``), each with a ``Nats-Msg-Id``, so a batch resent after a lost
+acknowledgement is not stored twice.
 
 While the log is unreachable the writer retries with backoff, and progress drafts waiting
 behind the batch in flight are coalesced, so memory stays bounded; ``close`` bounds how long
@@ -138,10 +139,13 @@ class FrameWriter:
             self._wake.clear()
             await self._wake.wait()
         first = self._pending.popleft()
+        # Most tasks have no frames yet: try that first and read the newest frame only when
+        # the log says otherwise (one round trip less for nearly every run).
+        read_last = False
         async for retry in _retrying():
             with retry:
                 while True:
-                    last = await self._log.last(self.task_id)
+                    last = await self._log.last(self.task_id) if read_last else None
                     seq = last.seq + 1 if last else 1
                     attempt = last.attempt + 1 if last else 1
                     data = first.encode(task_id=self.task_id, seq=seq, attempt=attempt)
@@ -152,7 +156,8 @@ class FrameWriter:
                     except BadRequestError as exc:
                         if exc.err_code != _WRONG_LAST_SEQUENCE:
                             raise
-                        continue  # another writer published meanwhile: read again
+                        read_last = True
+                        continue  # frames were there, or another writer published: read
                     break
         self.next_seq = seq + 1
         self._attempt = attempt

@@ -44,7 +44,9 @@ def build(config: ChatConfig, ctx: BuildContext) -> Runnable[Any, str]:
         build_provider(spec, ctx, fallback=i > 0)
         for i, spec in enumerate([config.model, *config.fallbacks])
     ]
-    chain: Runnable[Any, str] = prompt | provider_chain(models) | StrOutputParser()
+    providers = provider_chain(models)
+    ctx.requires(providers)  # every run calls it: refused at once while it cannot answer
+    chain: Runnable[Any, str] = prompt | providers | StrOutputParser()
     return chain.with_config(run_name="chat")
 
 
