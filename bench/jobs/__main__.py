@@ -1,7 +1,8 @@
 """``python -m bench.jobs``: jobs/s and publish-to-callback latency, worker against a raw loop.
 
 One run, one machine, loopback only:
-1. A real nats-server, one worker process, a callback receiver (aiohttp, in this process).
+1. A real nats-server, a pool of worker processes (one, then two: ``--workers``), a callback
+   receiver (aiohttp, in this process).
 2. Throughput: N jobs for the `echo` agent published as the Go seed does (core-NATS publish of
    the TaskMessage JSON), as fast as they go; jobs/s = N / (first publish -> last callback).
 3. Latency: jobs published at half the measured rate for a few seconds; p50/p99 of
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,7 +136,69 @@ async def raw_floor(url: str, n: int, batch: int) -> float:
     return float(result["count"]) / float(result["seconds"])
 
 
-async def main(n: int, latency_seconds: float, batch: int) -> None:
+def start_workers(count: int, nats_url: str, batch: int) -> list[WorkerProcess]:
+    """``count`` worker processes of one pool (one consumer), each with a state dir."""
+    workers = []
+    for _ in range(count):
+        state = tempfile.mkdtemp(prefix="bench-jobs-")
+        workers.append(
+            WorkerProcess(
+                {
+                    "WORKER_NATS_URL": nats_url,
+                    "WORKER_HTTP_PORT": "0",
+                    "WORKER_STATE_DIR": state,
+                    "WORKER_CALLBACK_ALLOW": "127.0.0.1",
+                    "WORKER_LOG_LEVEL": "warning",
+                    "WORKER_MAX_JOBS": "256",
+                    "WORKER_JOB_FETCH_BATCH": str(batch),
+                    "WORKER_CALLBACK_CONCURRENCY": "128",
+                }
+            ).start()
+        )
+    return workers
+
+
+async def measure_pool(
+    count: int, server: NatsServer, rx: Receiver, base: str, *, n: int, batch: int, seconds: float
+) -> list[tuple[str, str, str, str]]:
+    """Flat-out throughput and half-rate latency of a pool of ``count`` workers."""
+    workers = start_workers(count, server.url, batch)
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(workers[0].url + "/v1/agents", json={"type": "echo"}) as resp,
+        ):
+            agent_id = (await resp.json())["id"]
+        nc = await nats.connect(server.url)
+        await run_jobs(nc, rx, base, agent_id, n=min(500, n), rate=None, limit=60)  # warm-up
+        rate, lat = await run_jobs(nc, rx, base, agent_id, n=n, rate=None, limit=120)
+        half = max(50.0, rate / 2)
+        count_half = int(half * seconds)
+        _, lat_half = await run_jobs(
+            nc, rx, base, agent_id, n=count_half, rate=half, limit=seconds + 30
+        )
+        await nc.close()
+    finally:
+        for w in workers:
+            w.stop()
+    label = f"{count} worker{'s' if count > 1 else ''}"
+    return [
+        (
+            f"{label}: publish -> callback, flat out",
+            f"{rate:,.0f} jobs/s",
+            f"{pct(lat, 0.5):.1f}",
+            f"{pct(lat, 0.99):.1f}",
+        ),
+        (
+            f"{label}: at half that rate ({half:,.0f}/s, {count_half} jobs)",
+            "-",
+            f"{pct(lat_half, 0.5):.1f}",
+            f"{pct(lat_half, 0.99):.1f}",
+        ),
+    ]
+
+
+async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> None:
     server = NatsServer().start()
     rx = Receiver()
     app = web.Application()
@@ -146,54 +208,25 @@ async def main(n: int, latency_seconds: float, batch: int) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    state = tempfile.mkdtemp(prefix="bench-jobs-")
-    w = WorkerProcess(
-        {
-            "WORKER_NATS_URL": server.url,
-            "WORKER_HTTP_PORT": "0",
-            "WORKER_STATE_DIR": state,
-            "WORKER_CALLBACK_ALLOW": "127.0.0.1",
-            "WORKER_LOG_LEVEL": "warning",
-            "WORKER_MAX_JOBS": "256",
-            "WORKER_JOB_FETCH_BATCH": str(batch),
-            "WORKER_CALLBACK_CONCURRENCY": "128",
-        }
-    ).start()
+    rows: list[tuple[str, str, str, str]] = []
+    rates: list[float] = []
     try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(w.url + "/v1/agents", json={"type": "echo"}) as resp,
-        ):
-            agent_id = (await resp.json())["id"]
-        nc = await nats.connect(server.url)
-        await run_jobs(nc, rx, base, agent_id, n=min(500, n), rate=None, limit=60)  # warm-up
-        rate, lat = await run_jobs(nc, rx, base, agent_id, n=n, rate=None, limit=120)
-        half = max(50.0, rate / 2)
-        count = int(half * latency_seconds)
-        _, lat_half = await run_jobs(
-            nc, rx, base, agent_id, n=count, rate=half, limit=latency_seconds + 30
-        )
-        await nc.close()
+        for count in pools:
+            pool_rows = await measure_pool(
+                count, server, rx, base, n=n, batch=batch, seconds=latency_seconds
+            )
+            rows += pool_rows
+            rates.append(float(pool_rows[0][1].split()[0].replace(",", "")))
         floor = await raw_floor(server.url, n, batch)
     finally:
-        w.stop()
         await runner.cleanup()
         server.close()
-    rows = [
-        (
-            "worker: publish -> callback, flat out",
-            f"{rate:,.0f} jobs/s",
-            f"{pct(lat, 0.5):.1f}",
-            f"{pct(lat, 0.99):.1f}",
-        ),
-        (
-            f"worker: at half that rate ({half:,.0f}/s, {count} jobs)",
-            "-",
-            f"{pct(lat_half, 0.5):.1f}",
-            f"{pct(lat_half, 0.99):.1f}",
-        ),
-        ("raw nats-py fetch+ack loop (floor)", f"{floor:,.0f} msgs/s", "-", "-"),
-    ]
+    rows.append(("raw nats-py fetch+ack loop (floor)", f"{floor:,.0f} msgs/s", "-", "-"))
+    workers = ",".join(str(c) for c in pools)
+    ratios = "; ".join(
+        f"{c} worker{'s' if c > 1 else ''} / raw loop: {r / floor:.2f}x"
+        for c, r in zip(pools, rates, strict=True)
+    )
     text = [
         f"Jobs benchmark: {n} jobs, fetch batch {batch}, echo agent, {os.cpu_count()} CPUs",
         "",
@@ -201,10 +234,10 @@ async def main(n: int, latency_seconds: float, batch: int) -> None:
         "| --- | --- | --- | --- |",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
         "",
-        f"worker / raw loop: {rate / floor:.2f}x; callbacks duplicated: {rx.duplicates}; "
-        f"median latency flat out {statistics.median(lat) * 1000:.1f} ms",
+        f"{ratios}; callbacks duplicated: {rx.duplicates}",
         "",
-        f"Command: `python -m bench.jobs --jobs {n} --latency-seconds {latency_seconds:g}`",
+        f"Command: `python -m bench.jobs --jobs {n} --latency-seconds {latency_seconds:g} "
+        f"--workers {workers}`",
     ]
     print("\n".join(text))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -216,5 +249,11 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="pool sizes to measure, one after the other (default 1,2: one per core)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.latency_seconds, args.batch))
+    pools = [int(c) for c in args.workers.split(",") if c.strip()]
+    asyncio.run(main(args.jobs, args.latency_seconds, args.batch, pools))

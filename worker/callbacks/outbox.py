@@ -219,7 +219,8 @@ class CallbackOutbox:
         attempt is durable: a worker dying here gets the job redelivered, which finds the stored
         result and sends it again. Retries (for hours) live in the outbox stream.
         """
-        delivery = Delivery(
+        # Built without validation: every field comes from the worker itself.
+        delivery = Delivery.model_construct(
             task_id=task_id,
             url=url,
             body=body.decode(),

@@ -43,6 +43,9 @@ def _numeric_host(host: str) -> bool:
     return True
 
 
+_PASSED_KEPT = 4096  # checked URLs remembered
+
+
 class CallbackPolicy:
     """The allow-list, and the checks made against it."""
 
@@ -51,6 +54,9 @@ class CallbackPolicy:
         self.hosts: set[str] = set()
         self.suffixes: list[str] = []
         self.any_public = False
+        # URLs that passed the static checks: jobs of one caller name the same callback URL
+        # again and again, and the policy never changes.
+        self._passed: dict[str, URL] = {}
         for entry in (e.strip().lower() for e in allow if e.strip()):
             addr = _address(entry)
             if entry == "*":
@@ -81,6 +87,16 @@ class CallbackPolicy:
 
     def check_url(self, url: str) -> URL:
         """Static checks (scheme, host, literal addresses); raises ``CallbackRefused``."""
+        passed = self._passed.get(url)
+        if passed is not None:
+            return passed
+        parsed = self._check(url)
+        if len(self._passed) >= _PASSED_KEPT:
+            self._passed.clear()
+        self._passed[url] = parsed
+        return parsed
+
+    def _check(self, url: str) -> URL:
         try:
             parsed = URL(url)
         except (ValueError, TypeError) as exc:

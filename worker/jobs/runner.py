@@ -191,15 +191,22 @@ class JobRunner:
     async def _fetch_loop(self) -> None:
         sub = await self._subscribe()
         failures = 0
+        waiting = self._s.job_fetch_batch  # messages the consumer holds, as last reported
         while not self._stopping:
             free = self._s.max_jobs - len(self._inflight)
             if free <= 0:
                 await asyncio.wait(list(self._inflight), return_when=asyncio.FIRST_COMPLETED)
                 continue
+            # Ask for no more than are waiting. When none are, nats-py's fetch turns into a
+            # lingering pull that, once the first message comes, holds it until the whole batch
+            # has arrived or the fetch times out: at a trickle that is up to a second of
+            # latency per job. A batch of one returns with its message.
+            want = min(free, self._s.job_fetch_batch, max(1, waiting))
             try:
-                msgs = await sub.fetch(min(free, self._s.job_fetch_batch), timeout=1.0)
+                msgs = await sub.fetch(want, timeout=1.0)
                 failures = 0
             except (FetchTimeoutError, TimeoutError):
+                waiting = 0
                 continue
             except asyncio.CancelledError:
                 raise
@@ -217,6 +224,7 @@ class JobRunner:
                     with contextlib.suppress(Exception):
                         sub = await self._subscribe()
                 continue
+            waiting = (msgs[-1].metadata.num_pending or 0) if msgs else 0
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg))
                 self._inflight[task] = msg
