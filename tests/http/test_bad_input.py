@@ -214,19 +214,24 @@ async def test_missing_or_wrong_token(
         assert status == 200
 
 
+async def _slow_agent(w: WorkerProcess, http: aiohttp.ClientSession, *, steps: int) -> str:
+    """The invoke URL of a `steps` agent taking ``steps`` tenths of a second."""
+    _, agent, _ = await call(
+        http,
+        "POST",
+        w.url + "/v1/agents",
+        json={"type": "steps", "config": {"steps": steps, "step_delay": "100ms"}},
+    )
+    return f"{w.url}/v1/agents/{agent['id']}/invoke"
+
+
 async def test_overload_is_503_with_retry_after(
     spawn_worker: SpawnWorker, http: aiohttp.ClientSession
 ) -> None:
     w = spawn_worker(
         {"WORKER_MAX_CONCURRENT_INVOCATIONS": "2", "WORKER_MAX_QUEUED_INVOCATIONS": "0"}
     )
-    _, agent, _ = await call(
-        http,
-        "POST",
-        w.url + "/v1/agents",
-        json={"type": "steps", "config": {"steps": 10, "step_delay": "100ms"}},
-    )
-    url = f"{w.url}/v1/agents/{agent['id']}/invoke"
+    url = await _slow_agent(w, http, steps=10)
     slow = [asyncio.create_task(call(http, "POST", url, json={"input": i})) for i in range(2)]
     await asyncio.sleep(0.3)
     status, body, headers = await call(http, "POST", url, json={"input": "third"})
@@ -243,13 +248,7 @@ async def test_a_burst_waits_in_the_queue_up_to_its_bound_and_deadline(
     w = spawn_worker(
         {"WORKER_MAX_CONCURRENT_INVOCATIONS": "1", "WORKER_MAX_QUEUED_INVOCATIONS": "1"}
     )
-    _, agent, _ = await call(
-        http,
-        "POST",
-        w.url + "/v1/agents",
-        json={"type": "steps", "config": {"steps": 5, "step_delay": "100ms"}},
-    )
-    url = f"{w.url}/v1/agents/{agent['id']}/invoke"
+    url = await _slow_agent(w, http, steps=5)
     running = asyncio.create_task(call(http, "POST", url, json={"input": "first"}))
     await asyncio.sleep(0.2)
     queued = asyncio.create_task(call(http, "POST", url, json={"input": "second"}))

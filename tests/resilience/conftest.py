@@ -4,8 +4,6 @@ built on them in process."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,12 +13,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.agents.helpers import REGISTRY, local_agent
 from tests.fakes.openai_server import FakeOpenAI
-from worker.agents.registry import AgentTypeRegistry, BuildContext
-from worker.agents.store import AgentRecord, ResolvedAgent
-from worker.resilience import AdmissionRecorder, Resilience, RetryPolicy
-
-REGISTRY = AgentTypeRegistry.discover()
+from worker.agents.registry import BuildContext
+from worker.agents.store import ResolvedAgent
+from worker.resilience import Resilience, RetryPolicy
 
 
 @pytest.fixture
@@ -74,22 +71,7 @@ def resolve_agent(
 ) -> ResolvedAgent:
     """An agent built as ``AgentStore.resolve`` builds it (its admission check included), in
     this process, with its own breakers unless ``resilience`` is given."""
-    agent_type = REGISTRY.get(type_name)
-    recorder = AdmissionRecorder()
-    ctx = replace(_context(resilience), admission=recorder)
-    runnable = agent_type.build(agent_type.parse_config(config), ctx)
-    now = datetime.now(UTC)
-    record = AgentRecord(
-        id=f"local-{type_name}",
-        type=type_name,
-        name="",
-        config=config,
-        created_at=now,
-        updated_at=now,
-    )
-    return ResolvedAgent(
-        record=record, agent_type=agent_type, runnable=runnable, admission=recorder.admission()
-    )
+    return local_agent(type_name, config, _context(resilience))
 
 
 @pytest.fixture

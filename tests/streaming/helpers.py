@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,27 +13,13 @@ import orjson
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from worker.agents.registry import AgentTypeRegistry
-from worker.agents.store import AgentRecord, ResolvedAgent
-
-REGISTRY = AgentTypeRegistry.discover()
+from tests.agents.helpers import local_agent
+from worker.agents.store import ResolvedAgent
 
 
 def resolved(type_name: str, config: dict[str, Any]) -> ResolvedAgent:
     """An agent built in this process, as the store would resolve it."""
-    agent_type = REGISTRY.get(type_name)
-    now = datetime.now(UTC)
-    record = AgentRecord(
-        id=f"local-{type_name}",
-        type=type_name,
-        name="",
-        config=config,
-        created_at=now,
-        updated_at=now,
-    )
-    return ResolvedAgent(
-        record=record, agent_type=agent_type, runnable=REGISTRY.build(type_name, config)
-    )
+    return local_agent(type_name, config)
 
 
 async def create_agent(
