@@ -127,7 +127,7 @@ async def test_send_watch_cancels_only_a_send_that_waits_too_long() -> None:
 async def test_replays_short_and_long_deliver_every_frame_short_ones_without_a_consumer(
     hub: StreamHub,
 ) -> None:
-    for stored in (12, 120):  # direct gets, then a replay consumer
+    for stored in (12, 120):  # direct gets, then an ordered consumer
         task_id = uuid.uuid4().hex
         acks = []
         for seq in range(1, stored + 1):

@@ -1,5 +1,6 @@
 """A reader that stops reading while a run streams thousands of frames: the worker's memory
-stays bounded, the stalled reader is coalesced or closed with 4008, others keep their pace."""
+stays bounded, the stalled reader is coalesced, caught up from the log, or closed with 4008;
+others keep their pace."""
 
 from __future__ import annotations
 
@@ -102,8 +103,10 @@ async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
             assert "resume from seq" in reason
         else:
             assert code == 1000
-            assert any(f.get("coalesced") for f in got)
             assert got[-1]["status"] == "completed"
+            # Coalesced while it stalled, or caught up from the log at its own pace once it
+            # read again (a pull consumer, a batch at a time: memory bounded all the same).
+            assert any(f.get("coalesced") for f in got) or len(got) == 2 * WORDS + 1
 
     growth = peak - baseline
     print(

@@ -11,12 +11,13 @@ that fell behind losslessly); the reader then *catches up* from the stream itsel
 live frames meanwhile, and goes back to the live feed once it has passed every live frame
 seen. A new reader starts by catching up from the beginning of the task, keeping frames from
 ``from_seq`` on. A catch-up reads nothing when the task's newest stored frame comes before
-the one wanted, a few frames with direct gets, and more with a replay consumer (until it has
-nothing pending): a thousand watchers joining running tasks at once then cost the server a few
-thousand reads, not a thousand consumers. If the feed goes quiet, a watchdog compares the
-newest stored frame with what readers have, so even a lost final frame is found.
+the one wanted, a few frames with direct gets, more with an ordered consumer, and many (a
+backlog a push consumer's client buffer might not hold) with a pull consumer read in batches,
+until it has nothing pending: a thousand watchers joining running tasks at once then cost the
+server a few thousand reads, not a thousand consumers. If the feed goes quiet, a watchdog
+compares the newest stored frame with what readers have, so even a lost final frame is found.
 
-This is hand-written because nats-py offers the pieces (core subscriptions, pull consumers)
+This is hand-written because nats-py offers the pieces (core subscriptions, consumers)
 but not a shared fan-out with replay; the JetStream parts are all library calls.
 """
 
@@ -28,17 +29,18 @@ import time
 from collections.abc import Callable
 
 import nats.errors
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from worker.streaming.frames import WireFrame
 from worker.streaming.live import LiveConnection
-from worker.streaming.log import FrameLog
+from worker.streaming.log import PUSH_REPLAY_MAX, FrameLog
 from worker.streaming.outbox import GoingAway, Outbox
 from worker.telemetry.logs import get_logger
 
 log = get_logger(__name__)
 Until = Callable[[WireFrame], bool]
-_DIRECT_REPLAY = 32  # frames a catch-up reads with direct gets; past that, a replay consumer
+_DIRECT_REPLAY = 32  # frames a catch-up reads with direct gets; past that, a consumer
 _REPLAY_BATCH = 64  # frames fetched at once by a replay
 
 
@@ -201,33 +203,66 @@ class Reader:
                     return
             if self._caught_up():
                 return
-        await self._replay()
+        behind = newest.seq - self.taken_seq if newest is not None else 0
+        if behind > PUSH_REPLAY_MAX or not await self._follow():
+            await self._replay()
+
+    async def _follow(self) -> bool:
+        """Read the stream from ``last_sseq`` with an ordered consumer until caught up (True),
+        or until this reader falls behind what the consumer pushes (False: go on with
+        ``_replay``, before the subscription's client buffer fills and drops frames)."""
+        flog = self._fanout.log
+        sub = await flog.follow(self.task_id, after_sseq=self.last_sseq)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self._fanout.idle_check)
+                except nats.errors.TimeoutError:
+                    newest = await flog.last(self.task_id)
+                    if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
+                        return True
+                    continue
+                if await self._take_msg(msg):
+                    return True
+                if sub.pending_msgs > PUSH_REPLAY_MAX:
+                    return False
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _take_msg(self, msg: Msg) -> bool:
+        """A frame read from a consumer; True when the reader is done with the consumer
+        (the frame ended it, or it has caught up)."""
+        meta = msg.metadata
+        try:
+            frame = WireFrame.parse(msg.data, sseq=meta.sequence.stream)
+        except ValueError:
+            return False
+        if await self._take(frame):
+            return True
+        return meta.num_pending == 0 and self._caught_up()
 
     async def _replay(self) -> None:
         """Read the stream from ``last_sseq`` in batches until caught up."""
         flog = self._fanout.log
         replay = await flog.replay(self.task_id, after_sseq=self.last_sseq)
+        want = _REPLAY_BATCH
         try:
             while True:
                 try:
                     # A batch at a time: the next is fetched once these are queued, at the
-                    # reader's pace.
-                    msgs = await replay.sub.fetch(_REPLAY_BATCH, timeout=self._fanout.idle_check)
+                    # reader's pace. Never more than are stored: a fetch that finds fewer
+                    # waits for the rest until it times out (nats-py's lingering pull).
+                    msgs = await replay.sub.fetch(want, timeout=self._fanout.idle_check)
                 except nats.errors.TimeoutError:
                     newest = await flog.last(self.task_id)
                     if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
                         return
                     continue
                 for msg in msgs:
-                    meta = msg.metadata
-                    try:
-                        frame = WireFrame.parse(msg.data, sseq=meta.sequence.stream)
-                    except ValueError:
-                        continue
-                    if await self._take(frame):
+                    if await self._take_msg(msg):
                         return
-                    if meta.num_pending == 0 and self._caught_up():
-                        return
+                want = min(_REPLAY_BATCH, max(1, msgs[-1].metadata.num_pending or 0))
         finally:
             await replay.close()
 

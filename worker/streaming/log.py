@@ -8,7 +8,7 @@ Live readers do not each need a consumer: the stream *republishes* every stored 
 ``agentos.frames-live.T`` (JetStream RePublish), with the frame's stream sequence
 (``Nats-Sequence``) and the previous stream sequence of the same task (``Nats-Last-Sequence``).
 A reader that knows the last stream sequence it has seen can therefore tell a gap on that core
-NATS feed, and fill it from the stream with a pull consumer of its own (``replay``).
+NATS feed, and fill it from the stream with a consumer of its own (``follow`` or ``replay``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ LAST_SEQUENCE_HEADER = "Nats-Last-Sequence"
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _MSG_ID = "Nats-Msg-Id"
 _REPLAY_IDLE = 60.0  # seconds an abandoned replay consumer lives on the server
+_PUSH_PENDING = 4096  # frames a follow subscription buffers on the client
+PUSH_REPLAY_MAX = 1024
+"""Frames behind up to which a reader catches up with ``follow`` (a push consumer, well inside
+its client buffer); further behind, or once that many wait in the buffer, with ``replay`` (a
+pull consumer, in batches)."""
 
 
 def subject_token(task_id: str) -> str:
@@ -157,13 +162,36 @@ class FrameLog:
             self.subject(task_id), data, headers={_MSG_ID: f"{task_id}:{seq}"}
         )
 
+    async def follow(self, task_id: str, *, after_sseq: int) -> JetStreamContext.PushSubscription:
+        """An ordered consumer over ``task_id``'s stored frames after stream seq ``after_sseq``
+        and those stored next, for a short replay (see ``PUSH_REPLAY_MAX``).
+
+        It delivers what is stored and then what is stored next, in order; the caller reads
+        with ``next_msg`` and unsubscribes when it has caught up.
+        """
+        if after_sseq > 0:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sseq + 1
+            )
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        return await self.js.subscribe(
+            self.subject(task_id),
+            stream=self.stream,
+            ordered_consumer=True,
+            config=config,
+            pending_msgs_limit=_PUSH_PENDING,
+            pending_bytes_limit=8 << 20,
+        )
+
     async def replay(self, task_id: str, *, after_sseq: int) -> Replay:
         """A consumer of its own over ``task_id``'s stored frames after stream seq
-        ``after_sseq``, read in batches with ``Replay.sub.fetch``.
+        ``after_sseq``, read in batches with ``Replay.sub.fetch``: for a long replay.
 
-        A pull consumer, so a long replay goes at the reader's pace: a push consumer (an
-        ordered one included) sends everything stored at once, and a reader slower than the
-        server drops frames past its pending limit and then waits for them forever.
+        A pull consumer, so a long replay goes at the reader's pace: a push consumer sends
+        everything stored at once, and past its pending limit (``_PUSH_PENDING``) frames are
+        dropped on the client, which then waits for them forever. For a short replay the push
+        consumer is cheaper (no request per batch, no consumer to delete).
         """
         name = f"replay_{uuid.uuid4().hex}"
         await self.js.add_consumer(
