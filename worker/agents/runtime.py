@@ -146,8 +146,8 @@ async def execute(
 ) -> RunResult:
     """Do ``work`` for one run of ``agent``: its config, deadline, metrics and error mapping.
 
-    ``invoke`` passes ``ainvoke``; the streaming door passes a function that consumes
-    ``astream_events`` and emits frames, so both share one set of limits and metrics.
+    ``invoke`` passes ``ainvoke``; the streaming door passes one that also turns the run's
+    callbacks into frames, so both share one set of limits and metrics.
     """
     if agent.admission is not None:
         # Every provider it needs is down: 503 (a job: handed back) without starting the run.

@@ -1,7 +1,7 @@
 """``steps``: N steps with a delay each, reporting progress; the stand-in for long agent work.
 
-Progress goes out as LangChain custom events (``adispatch_custom_event``), so it reaches every
-consumer of ``astream_events`` and the streaming door without a side channel.
+Progress goes out as LangChain custom events (``adispatch_custom_event``), so it reaches the
+streaming door's callback handler and any ``astream_events`` consumer without a side channel.
 """
 
 from __future__ import annotations
