@@ -11,9 +11,8 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import go_task
+from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from tests.jobs.test_flow import _agent, _subject
 from worker.callbacks.outbox import backoff, retry_after_seconds
 
 
@@ -33,10 +32,10 @@ async def test_429_is_retried_after_its_retry_after(
     nc: Client,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(http, w, {"type": "echo"})
+    agent_id = await create_agent(http, w, {"type": "echo"})
     receiver.status, receiver.headers = 429, {"Retry-After": "2"}
     task_id = str(uuid.uuid4())
-    await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+    await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
     for _ in range(100):
         if receiver.attempts:
             break
@@ -71,11 +70,11 @@ async def test_redirects_and_client_errors_are_final(
     port = runner.addresses[0][1]
     try:
         w = spawn_worker(job_env)
-        agent_id = await _agent(http, w, {"type": "echo"})
+        agent_id = await create_agent(http, w, {"type": "echo"})
         for kind in ("redirect", "gone", "removed"):
             task_id = str(uuid.uuid4())
             url = f"http://127.0.0.1:{port}/{kind}/{task_id}"
-            await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", url))
+            await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", url))
         for _ in range(200):
             _, page, _ = await call(http, "GET", w.url + "/v1/dead-letters")
             if len(page["dead_letters"]) >= 3:

@@ -7,12 +7,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import nats as nats_py
 import pytest
 from nats.aio.client import Client
 
+from tests.http.helpers import call
 from tests.jobs.receiver import SECRET, Receiver
-from worker.testing import NatsServer
+from worker.testing import NatsServer, WorkerProcess
 
 JOB_ENV = {
     "WORKER_CALLBACK_SECRET": SECRET,
@@ -75,3 +77,17 @@ def go_task(
     if stream_url is not None:
         msg["stream_url"] = stream_url
     return json.dumps(msg, separators=(",", ":")).encode()
+
+
+async def create_agent(
+    http: aiohttp.ClientSession, w: WorkerProcess, spec: dict[str, object]
+) -> str:
+    """Create an agent from ``spec`` on worker ``w``; its id."""
+    status, body, _ = await call(http, "POST", w.url + "/v1/agents", json=spec)
+    assert status == 201, body
+    return str(body["id"])
+
+
+def tasks_subject(env: dict[str, str]) -> str:
+    """Where the workers started with ``env`` take their jobs."""
+    return env["WORKER_TASKS_SUBJECT"]

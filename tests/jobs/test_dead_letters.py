@@ -11,9 +11,8 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import go_task
+from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from tests.jobs.test_flow import _agent, _subject
 from worker.testing import WorkerProcess
 
 
@@ -34,7 +33,7 @@ async def test_malformed_messages_battery(
     nc: Client,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(http, w, {"type": "echo"})
+    agent_id = await create_agent(http, w, {"type": "echo"})
     ids = {k: str(uuid.uuid4()) for k in ("type", "agent", "agent_id", "input", "timeout")}
 
     def msg(**fields: object) -> bytes:
@@ -102,7 +101,7 @@ async def test_malformed_messages_battery(
         ),
     ]
     for data, _, _ in cases:
-        await nc.publish(_subject(job_env), data)
+        await nc.publish(tasks_subject(job_env), data)
     dead = await _dead(http, w, len(cases))
     # Jobs run concurrently, so dead letters arrive in any order: match them by content.
     assert sorted(d["reason"] for d in dead) == sorted(reason for _, reason, _ in cases)
@@ -117,7 +116,7 @@ async def test_malformed_messages_battery(
         assert match, (data, reason)
         assert match[0]["detail"]
         assert match[0]["attempts"] == 1
-        assert match[0]["subject"] == _subject(job_env)
+        assert match[0]["subject"] == tasks_subject(job_env)
     # Where the callback URL was usable, a `failed` callback went out with the reason.
     with_callback = {task_id: reason for _, reason, task_id in cases if task_id}
     got = await receiver.wait_for(set(with_callback), within=30)
@@ -140,7 +139,9 @@ async def test_replay_a_dead_letter_once_its_cause_is_fixed(
     w = spawn_worker(job_env)
     task_id = str(uuid.uuid4())
     # The agent does not exist yet: the job dies with `unknown_agent`.
-    await nc.publish(_subject(job_env), go_task(task_id, "demo-echo", "hi", receiver.url(task_id)))
+    await nc.publish(
+        tasks_subject(job_env), go_task(task_id, "demo-echo", "hi", receiver.url(task_id))
+    )
     (dead,) = await _dead(http, w, 1)
     assert dead["reason"] == "unknown_agent"
     await receiver.wait_for({task_id}, within=30)
@@ -174,11 +175,11 @@ async def test_a_job_whose_worker_dies_on_every_delivery_is_dead_lettered(
         "WORKER_JOB_MAX_DELIVER": "1",
     }
     a = spawn_worker(env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, a, {"type": "steps", "config": {"steps": 50, "step_delay": "100ms"}}
     )
     task_id = str(uuid.uuid4())
-    await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+    await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
     await asyncio.sleep(0.5)
     a.kill()  # its only delivery dies with it
     b = spawn_worker(env)

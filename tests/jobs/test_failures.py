@@ -14,9 +14,8 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import go_task
+from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from tests.jobs.test_flow import _agent, _subject
 from worker.testing import NatsServer, WorkerProcess
 
 
@@ -42,12 +41,14 @@ async def test_kill_9_mid_jobs_loses_nothing(
     nc: Client,
 ) -> None:
     a, _ = spawn_worker(job_env), spawn_worker(job_env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, a, {"type": "steps", "config": {"steps": 3, "step_delay": "300ms"}}
     )
     ids = [str(uuid.uuid4()) for _ in range(300)]
     for task_id in ids:
-        await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+        await nc.publish(
+            tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+        )
     await asyncio.sleep(0.5)
     a.kill()  # SIGKILL, jobs in flight
     got = await receiver.wait_for(set(ids), within=90)
@@ -69,7 +70,7 @@ async def test_nats_restart_mid_run_loses_nothing_and_fetching_resumes(
     server = NatsServer(store_dir=tmp_path / "nats").start()
     try:
         w = spawn_worker({**job_env, "WORKER_NATS_URL": server.url})
-        agent_id = await _agent(
+        agent_id = await create_agent(
             http, w, {"type": "steps", "config": {"steps": 2, "step_delay": "50ms"}}
         )
         nc = await nats_py.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
@@ -77,7 +78,7 @@ async def test_nats_restart_mid_run_loses_nothing_and_fetching_resumes(
         ids = [str(uuid.uuid4()) for _ in range(100)]
         for task_id in ids[:50]:
             await js.publish(
-                _subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+                tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
             )
         await asyncio.sleep(0.3)
         server.stop()
@@ -87,7 +88,7 @@ async def test_nats_restart_mid_run_loses_nothing_and_fetching_resumes(
         # After the restart the workers must fetch again by themselves.
         for task_id in ids[50:]:
             await js.publish(
-                _subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+                tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
             )
         await receiver.wait_for(set(ids), within=90)
         _, lost = report("nats restart", ids, receiver)
@@ -106,18 +107,20 @@ async def test_receiver_down_then_back_with_a_healthy_neighbour(
     down, healthy = await Receiver().start(), await Receiver().start()
     try:
         w = spawn_worker({**job_env, "WORKER_CALLBACK_BREAKER_FAIL_MAX": "3"})
-        agent_id = await _agent(http, w, {"type": "echo"})
+        agent_id = await create_agent(http, w, {"type": "echo"})
         down.status = 503
         to_down = [str(uuid.uuid4()) for _ in range(30)]
         for task_id in to_down:
-            await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", down.url(task_id)))
+            await nc.publish(
+                tasks_subject(job_env), go_task(task_id, agent_id, "x", down.url(task_id))
+            )
         # Meanwhile the healthy receiver's callbacks keep their pace.
         latencies = []
         for _ in range(20):
             task_id = str(uuid.uuid4())
             start = time.monotonic()
             await nc.publish(
-                _subject(job_env), go_task(task_id, agent_id, "x", healthy.url(task_id))
+                tasks_subject(job_env), go_task(task_id, agent_id, "x", healthy.url(task_id))
             )
             await healthy.wait_for({task_id}, within=10)
             latencies.append(time.monotonic() - start)
@@ -150,9 +153,11 @@ async def test_long_job_is_not_redelivered(
     nc: Client,
 ) -> None:
     w = spawn_worker({**job_env, "WORKER_JOB_ACK_WAIT": "1s"})
-    agent_id = await _agent(http, w, {"type": "steps", "config": {"steps": 5, "step_delay": "1s"}})
+    agent_id = await create_agent(
+        http, w, {"type": "steps", "config": {"steps": 5, "step_delay": "1s"}}
+    )
     task_id = str(uuid.uuid4())
-    await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+    await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
     got = await receiver.wait_for({task_id}, within=30)
     await asyncio.sleep(1.5)
     assert len(receiver.by_task()[task_id]) == 1
@@ -170,12 +175,14 @@ async def test_sigterm_with_jobs_in_flight_loses_none(
 ) -> None:
     # A short grace: some jobs finish within it, the rest are handed back to the other worker.
     a = spawn_worker({**job_env, "WORKER_SHUTDOWN_GRACE": "1s"})
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, a, {"type": "steps", "config": {"steps": 4, "step_delay": "500ms"}}
     )
     ids = [str(uuid.uuid4()) for _ in range(20)]
     for task_id in ids:
-        await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+        await nc.publish(
+            tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+        )
     await asyncio.sleep(0.5)
     b: WorkerProcess = spawn_worker(job_env)
     # Stopped from a thread: the receiver lives on this test's event loop and must keep

@@ -10,21 +10,10 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import go_task
+from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from worker.testing import WorkerProcess
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
-
-
-async def _agent(http: aiohttp.ClientSession, w: WorkerProcess, spec: dict[str, object]) -> str:
-    status, body, _ = await call(http, "POST", w.url + "/v1/agents", json=spec)
-    assert status == 201, body
-    return str(body["id"])
-
-
-def _subject(env: dict[str, str]) -> str:
-    return env["WORKER_TASKS_SUBJECT"]
 
 
 async def test_happy_path_from_a_go_publisher(
@@ -35,7 +24,7 @@ async def test_happy_path_from_a_go_publisher(
     nc: Client,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http,
         w,
         {
@@ -46,7 +35,7 @@ async def test_happy_path_from_a_go_publisher(
     task_id = str(uuid.uuid4())
     # s.nats.Publish("agent.execute", data): a plain core-NATS publish, persisted by JetStream.
     await nc.publish(
-        _subject(job_env),
+        tasks_subject(job_env),
         go_task(task_id, agent_id, "do it", receiver.url(task_id)),
         headers={"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-01"},
     )
@@ -80,7 +69,7 @@ async def test_submit_over_http(
     http: aiohttp.ClientSession,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(http, w, {"type": "echo"})
+    agent_id = await create_agent(http, w, {"type": "echo"})
     task_id = str(uuid.uuid4())
     status, body, headers = await call(
         http,
@@ -108,12 +97,14 @@ async def test_two_workers_share_the_work_and_none_runs_twice(
     nc: Client,
 ) -> None:
     a, _ = spawn_worker(job_env), spawn_worker(job_env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, a, {"type": "steps", "config": {"steps": 2, "step_delay": "20ms"}}
     )
     ids = [str(uuid.uuid4()) for _ in range(200)]
     for task_id in ids:
-        await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+        await nc.publish(
+            tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+        )
     got = await receiver.wait_for(set(ids), within=90)
     assert set(got) == set(ids)
     assert all(len(d) == 1 for d in got.values())
@@ -132,7 +123,7 @@ async def test_republished_task_gets_its_stored_result_without_a_second_model_ca
 ) -> None:
     w = spawn_worker(job_env)
     # The fake model answers "first", then "second": a second model call would show.
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http,
         w,
         {
@@ -142,9 +133,9 @@ async def test_republished_task_gets_its_stored_result_without_a_second_model_ca
     )
     task_id = str(uuid.uuid4())
     msg = go_task(task_id, agent_id, "q", receiver.url(task_id))
-    await nc.publish(_subject(job_env), msg)
+    await nc.publish(tasks_subject(job_env), msg)
     await receiver.wait_for({task_id})
-    await nc.publish(_subject(job_env), msg)
+    await nc.publish(tasks_subject(job_env), msg)
     for _ in range(200):
         if len(receiver.by_task().get(task_id, [])) == 2:
             break
@@ -166,12 +157,12 @@ async def test_timeout_fails_the_job_as_timeout(
     nc: Client,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, w, {"type": "steps", "config": {"steps": 50, "step_delay": "100ms"}}
     )
     task_id = str(uuid.uuid4())
     await nc.publish(
-        _subject(job_env),
+        tasks_subject(job_env),
         go_task(task_id, agent_id, "x", receiver.url(task_id), timeout_ns=300_000_000),
     )
     body = (await receiver.wait_for({task_id}, within=30))[task_id][0].json
@@ -187,12 +178,14 @@ async def test_cancel_over_http_and_over_nats(
     nc: Client,
 ) -> None:
     w = spawn_worker(job_env)
-    agent_id = await _agent(
+    agent_id = await create_agent(
         http, w, {"type": "steps", "config": {"steps": 100, "step_delay": "100ms"}}
     )
     by_http, by_nats = str(uuid.uuid4()), str(uuid.uuid4())
     for task_id in (by_http, by_nats):
-        await nc.publish(_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
+        await nc.publish(
+            tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
+        )
     for task_id in (by_http, by_nats):
         for _ in range(100):
             _, state, _ = await call(http, "GET", f"{w.url}/v1/tasks/{task_id}")

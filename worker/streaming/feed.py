@@ -218,8 +218,7 @@ class Reader:
                 try:
                     msg = await sub.next_msg(timeout=self._fanout.idle_check)
                 except nats.errors.TimeoutError:
-                    newest = await flog.last(self.task_id)
-                    if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
+                    if await self._quiet_and_caught_up():
                         return True
                     continue
                 if await self._take_msg(msg):
@@ -229,6 +228,11 @@ class Reader:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _quiet_and_caught_up(self) -> bool:
+        """After a consumer went quiet: has this reader every stored and live frame?"""
+        newest = await self._fanout.log.last(self.task_id)
+        return (newest is None or newest.sseq <= self.last_sseq) and self._caught_up()
 
     async def _take_msg(self, msg: Msg) -> bool:
         """A frame read from a consumer; True when the reader is done with the consumer
@@ -255,8 +259,7 @@ class Reader:
                     # waits for the rest until it times out (nats-py's lingering pull).
                     msgs = await replay.sub.fetch(want, timeout=self._fanout.idle_check)
                 except nats.errors.TimeoutError:
-                    newest = await flog.last(self.task_id)
-                    if (newest is None or newest.sseq <= self.last_sseq) and self._caught_up():
+                    if await self._quiet_and_caught_up():
                         return
                     continue
                 for msg in msgs:
