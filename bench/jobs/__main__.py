@@ -7,8 +7,11 @@ One run, one machine, loopback only:
    the TaskMessage JSON), as fast as they go; jobs/s = N / (first publish -> last callback).
 3. Latency: jobs published at half the measured rate for a few seconds; p50/p99 of
    publish -> callback received.
-4. Floor: the same N messages in a stream of their own, drained by a bare nats-py
-   fetch-and-ack loop in its own process (no parsing, no agent, no result, no callback).
+4. Floor of the same work: the same N jobs, run by as many ``bench.jobs.pipeline`` processes as
+   there were workers, on the worker's own stream, consumer, bucket and frames stream: claim,
+   frames, ``ainvoke``, result, signed callback, ack, and nothing else.
+5. Floor of the transport: the same N messages in a stream of their own, drained by a bare
+   nats-py fetch-and-ack loop in its own process (no parsing, no agent, no result, no callback).
 Every loop is bounded in count and time.
 """
 
@@ -16,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from worker.testing import NatsServer, WorkerProcess
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "jobs.md"
+SECRET = "whsec_" + base64.b64encode(b"bench-jobs-callback-secret-32byt").decode()
 
 
 class Receiver:
@@ -148,6 +154,7 @@ def start_workers(count: int, nats_url: str, batch: int) -> list[WorkerProcess]:
                     "WORKER_HTTP_PORT": "0",
                     "WORKER_STATE_DIR": state,
                     "WORKER_CALLBACK_ALLOW": "127.0.0.1",
+                    "WORKER_CALLBACK_SECRET": SECRET,
                     "WORKER_LOG_LEVEL": "warning",
                     "WORKER_MAX_JOBS": "256",
                     "WORKER_JOB_FETCH_BATCH": str(batch),
@@ -181,6 +188,7 @@ async def measure_pool(
     finally:
         for w in workers:
             w.stop()
+            shutil.rmtree(w.env["WORKER_STATE_DIR"], ignore_errors=True)
     label = f"{count} worker{'s' if count > 1 else ''}"
     return [
         (
@@ -198,6 +206,31 @@ async def measure_pool(
     ]
 
 
+async def measure_floor(
+    count: int, server: NatsServer, rx: Receiver, base: str, *, n: int
+) -> tuple[float, tuple[str, str, str, str]]:
+    """Flat-out throughput of ``count`` floor processes on the worker's own stream."""
+    limit = 120.0
+    procs = [
+        await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "bench.jobs.pipeline", server.url, str(n), str(limit), SECRET],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        await asyncio.sleep(2.0)  # imports and binding to the consumer
+        nc = await nats.connect(server.url)
+        rate, lat = await run_jobs(nc, rx, base, "floor", n=n, rate=None, limit=limit)
+        await nc.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 10)
+    label = f"floor of the same work, {count} process{'es' if count > 1 else ''}"
+    return rate, (label, f"{rate:,.0f} jobs/s", f"{pct(lat, 0.5):.1f}", f"{pct(lat, 0.99):.1f}")
+
+
 async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> None:
     server = NatsServer().start()
     rx = Receiver()
@@ -210,6 +243,7 @@ async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> 
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     rows: list[tuple[str, str, str, str]] = []
     rates: list[float] = []
+    floors: list[float] = []
     try:
         for count in pools:
             pool_rows = await measure_pool(
@@ -217,6 +251,10 @@ async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> 
             )
             rows += pool_rows
             rates.append(float(pool_rows[0][1].split()[0].replace(",", "")))
+        for count in pools:
+            floor_rate, row = await measure_floor(count, server, rx, base, n=n)
+            floors.append(floor_rate)
+            rows.append(row)
         floor = await raw_floor(server.url, n, batch)
     finally:
         await runner.cleanup()
@@ -224,8 +262,9 @@ async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> 
     rows.append(("raw nats-py fetch+ack loop (floor)", f"{floor:,.0f} msgs/s", "-", "-"))
     workers = ",".join(str(c) for c in pools)
     ratios = "; ".join(
-        f"{c} worker{'s' if c > 1 else ''} / raw loop: {r / floor:.2f}x"
-        for c, r in zip(pools, rates, strict=True)
+        f"{c} worker{'s' if c > 1 else ''} / floor of the same work: {r / f:.2f}x"
+        f" (/ raw loop: {r / floor:.2f}x)"
+        for c, r, f in zip(pools, rates, floors, strict=True)
     )
     text = [
         f"Jobs benchmark: {n} jobs, fetch batch {batch}, echo agent, {os.cpu_count()} CPUs",

@@ -153,6 +153,15 @@ class FrameLog:
             },
         )
 
+    async def publish(
+        self, task_id: str, data: bytes, *, seq: int, ack_within: float | None = None
+    ) -> PubAck:
+        """Publish frame ``seq`` and wait up to ``ack_within`` seconds for its acknowledgement
+        (``Nats-Msg-Id`` as below)."""
+        return await self.js.publish(
+            self.subject(task_id), data, timeout=ack_within, headers={_MSG_ID: f"{task_id}:{seq}"}
+        )
+
     async def publish_async(self, task_id: str, data: bytes, *, seq: int) -> object:
         """Publish frame ``seq`` without waiting; returns the acknowledgement's future.
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import nats.errors
 from nats.js.errors import BadRequestError
@@ -37,14 +38,28 @@ log = get_logger(__name__)
 _WRONG_LAST_SEQUENCE = 10071
 # Transient: NATS reconnecting, JetStream electing a leader, an acknowledgement lost.
 _TRANSIENT = (nats.errors.Error, TimeoutError, OSError)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def _retrying() -> AsyncRetrying:
-    return AsyncRetrying(
+async def _transient_retried(
+    publish: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``publish``, retried with backoff while the log is unreachable.
+
+    The first try goes without tenacity: it succeeds for nearly every frame, and setting up a
+    retry loop for each was a twentieth of a worker's CPU per job.
+    """
+    try:
+        return await publish(*args, **kwargs)
+    except _TRANSIENT:
+        pass
+    retrying = AsyncRetrying(
         retry=retry_if_exception_type(_TRANSIENT),
         wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
         reraise=True,
     )
+    return await retrying(publish, *args, **kwargs)
 
 
 class FrameWriter:
@@ -139,26 +154,7 @@ class FrameWriter:
             self._wake.clear()
             await self._wake.wait()
         first = self._pending.popleft()
-        # Most tasks have no frames yet: try that first and read the newest frame only when
-        # the log says otherwise (one round trip less for nearly every run).
-        read_last = False
-        async for retry in _retrying():
-            with retry:
-                while True:
-                    last = await self._log.last(self.task_id) if read_last else None
-                    seq = last.seq + 1 if last else 1
-                    attempt = last.attempt + 1 if last else 1
-                    data = first.encode(task_id=self.task_id, seq=seq, attempt=attempt)
-                    try:
-                        await self._log.claim(
-                            self.task_id, data, seq=seq, after_sseq=last.sseq if last else 0
-                        )
-                    except BadRequestError as exc:
-                        if exc.err_code != _WRONG_LAST_SEQUENCE:
-                            raise
-                        read_last = True
-                        continue  # frames were there, or another writer published: read
-                    break
+        seq, attempt = await _transient_retried(self._claim_once, first)
         self.next_seq = seq + 1
         self._attempt = attempt
         self.attempt.set_result(attempt)
@@ -170,18 +166,43 @@ class FrameWriter:
             d.encode(task_id=self.task_id, seq=first_seq + i, attempt=self._attempt)
             for i, d in enumerate(batch)
         ]
-        async for retry in _retrying():
-            with retry:
-                futures: list[Any] = []
-                try:
-                    for i, data in enumerate(encoded):
-                        futures.append(
-                            await self._log.publish_async(self.task_id, data, seq=first_seq + i)
-                        )
-                    await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
-                finally:
-                    for future in futures:
-                        if not future.done():
-                            future.cancel()
+        await _transient_retried(self._send_once, encoded, first_seq)
         self.next_seq = first_seq + len(batch)
         self._published.inc(len(batch))
+
+    async def _claim_once(self, first: Draft) -> tuple[int, int]:
+        """Publish ``first`` as the attempt's first frame; its ``(seq, attempt)``."""
+        # Most tasks have no frames yet: try that first and read the newest frame only when
+        # the log says otherwise (one round trip less for nearly every run).
+        last = None
+        while True:
+            seq = last.seq + 1 if last else 1
+            attempt = last.attempt + 1 if last else 1
+            data = first.encode(task_id=self.task_id, seq=seq, attempt=attempt)
+            try:
+                await self._log.claim(
+                    self.task_id, data, seq=seq, after_sseq=last.sseq if last else 0
+                )
+            except BadRequestError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+                # Frames were there, or another writer published: read the newest, go on.
+                last = await self._log.last(self.task_id)
+                continue
+            return seq, attempt
+
+    async def _send_once(self, encoded: list[bytes], first_seq: int) -> None:
+        if len(encoded) == 1:  # the usual batch (a final frame): one request, no gather
+            await self._log.publish(
+                self.task_id, encoded[0], seq=first_seq, ack_within=self._ack_timeout
+            )
+            return
+        futures: list[Any] = []
+        try:
+            for i, data in enumerate(encoded):
+                futures.append(await self._log.publish_async(self.task_id, data, seq=first_seq + i))
+            await asyncio.wait_for(asyncio.gather(*futures), self._ack_timeout)
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
