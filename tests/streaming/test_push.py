@@ -112,10 +112,13 @@ async def test_push_span_is_a_child_of_the_job_trace(nats: NatsServer) -> None:
                 traceparent=TRACEPARENT,
             )
             await asyncio.wait_for(rec.done.wait(), 10)
-            for _ in range(50):
+            # The push span ends when the pusher has closed its connection: wait for that (a
+            # loaded machine takes more than a moment) rather than cancel it at hub.stop().
+            for _ in range(500):
                 if hub.pushing == 0:
                     break
                 await asyncio.sleep(0.02)
+            assert hub.pushing == 0
     finally:
         await hub.stop()
         await nc.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from langchain_core.runnables import RunnableConfig
-from prometheus_client import Counter, Histogram
 
 from worker.agents.store import ResolvedAgent
 from worker.errors import AgentFailed, DeadlineExceeded, Overloaded, WorkerError
@@ -23,6 +21,7 @@ from worker.telemetry.metrics import (
     HTTP_IN_FLIGHT,
     HTTP_QUEUED,
     HTTP_REJECTED,
+    labelled,
 )
 
 log = get_logger(__name__)
@@ -105,17 +104,6 @@ Work = Callable[[RunnableConfig], Awaitable[Any]]
 """What a run does with its ``RunnableConfig``: ``ainvoke``, or stream it and return the output."""
 
 
-@functools.cache
-def _counter(agent_type: str, outcome: str) -> Counter:
-    # .labels() takes a lock and builds a key per call; agent types and outcomes are few.
-    return AGENT_INVOCATIONS.labels(agent_type, outcome)
-
-
-@functools.cache
-def _duration(agent_type: str) -> Histogram:
-    return AGENT_INVOCATION_DURATION.labels(agent_type)
-
-
 async def invoke(
     agent: ResolvedAgent,
     value: Any,
@@ -185,8 +173,8 @@ async def execute(
         raise AgentFailed(f"agent run failed: {type(exc).__name__}: {exc}") from exc
     finally:
         elapsed = time.perf_counter() - start
-        _counter(agent_type, outcome).inc()
-        _duration(agent_type).observe(elapsed)
+        labelled(AGENT_INVOCATIONS, agent_type, outcome).inc()
+        labelled(AGENT_INVOCATION_DURATION, agent_type).observe(elapsed)
     return RunResult(
         output=output,
         run_id=run_id,

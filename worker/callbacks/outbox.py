@@ -33,7 +33,12 @@ from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.topology import CALLBACK_CONSUMER
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen
 from worker.telemetry.logs import get_logger
-from worker.telemetry.metrics import CALLBACK_ATTEMPTS, CALLBACK_LATENCY, NATS_MESSAGES
+from worker.telemetry.metrics import (
+    CALLBACK_ATTEMPTS,
+    CALLBACK_LATENCY,
+    NATS_MESSAGES,
+    labelled,
+)
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("agentos.worker")
@@ -235,7 +240,7 @@ class CallbackOutbox:
             await self._bury(delivery, outcome, 1, delivery.model_dump_json().encode())
             return
         await self._js.publish(self._subject, delivery.model_dump_json().encode())
-        NATS_MESSAGES.labels(self._subject, "published").inc()
+        labelled(NATS_MESSAGES, self._subject, "published").inc()
 
     async def _deliver(self, msg: Msg) -> None:
         """One delivery attempt of a callback from the outbox stream."""
@@ -272,7 +277,7 @@ class CallbackOutbox:
         try:
             url = self._policy.check_url(delivery.url)
         except CallbackRefused as exc:
-            CALLBACK_ATTEMPTS.labels("refused").inc()
+            labelled(CALLBACK_ATTEMPTS, "refused").inc()
             return _GiveUp("callback_refused", str(exc))
         # One breaker per receiver: host and port, so two services on one machine are two.
         breaker = self._breakers.get(f"{url.host}:{url.port}")
@@ -280,10 +285,10 @@ class CallbackOutbox:
             with breaker.calling():
                 await self._post(delivery, attempt)
         except BreakerOpen as exc:
-            CALLBACK_ATTEMPTS.labels("breaker_open").inc()
+            labelled(CALLBACK_ATTEMPTS, "breaker_open").inc()
             return max(exc.retry_after or 0.5, 0.05)
         except _Retry as exc:
-            CALLBACK_ATTEMPTS.labels("retry").inc()
+            labelled(CALLBACK_ATTEMPTS, "retry").inc()
             delay = exc.retry_after
             if delay is None:
                 delay = backoff(attempt, cap=self._max_backoff)
@@ -296,13 +301,13 @@ class CallbackOutbox:
             )
             return min(max(delay, 0.05), self._max_backoff)
         except _Rejected as exc:
-            CALLBACK_ATTEMPTS.labels("rejected").inc()
+            labelled(CALLBACK_ATTEMPTS, "rejected").inc()
             return _GiveUp("callback_rejected", str(exc))
         except CallbackRefused as exc:
-            CALLBACK_ATTEMPTS.labels("refused").inc()
+            labelled(CALLBACK_ATTEMPTS, "refused").inc()
             return _GiveUp("callback_refused", str(exc))
-        CALLBACK_ATTEMPTS.labels("delivered").inc()
-        NATS_MESSAGES.labels(self._subject, "delivered").inc()
+        labelled(CALLBACK_ATTEMPTS, "delivered").inc()
+        labelled(NATS_MESSAGES, self._subject, "delivered").inc()
         return None
 
     async def _post(self, delivery: Delivery, attempt: int) -> None:
@@ -343,7 +348,7 @@ class CallbackOutbox:
                 outcome = "connection_error"
                 raise _Retry(f"{type(exc).__name__}: {exc}") from None
             finally:
-                CALLBACK_LATENCY.labels(outcome if outcome != "error" else "answered").observe(
+                labelled(CALLBACK_LATENCY, outcome if outcome != "error" else "answered").observe(
                     time.perf_counter() - start
                 )
         if 200 <= status < 300:

@@ -45,6 +45,7 @@ from worker.telemetry.metrics import (
     JOB_PUBLISH_TO_DONE,
     JOBS_IN_FLIGHT,
     NATS_MESSAGES,
+    labelled,
 )
 
 log = get_logger(__name__)
@@ -242,7 +243,7 @@ class JobRunner:
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         attempt = meta.num_delivered or 1
-        NATS_MESSAGES.labels(self._subject, "received" if attempt == 1 else "redelivered").inc()
+        labelled(NATS_MESSAGES, self._subject, "received" if attempt == 1 else "redelivered").inc()
         parent = propagate.extract(dict(msg.headers or {}))
         with tracer.start_as_current_span(
             f"{self._subject} process",
@@ -278,7 +279,7 @@ class JobRunner:
                 if not self._stopping:
                     raise
                 # Draining: hand the job back at once so another worker runs it.
-                NATS_MESSAGES.labels(self._subject, "handed_back").inc()
+                labelled(NATS_MESSAGES, self._subject, "handed_back").inc()
                 with contextlib.suppress(Exception):
                     await msg.nak()
 
@@ -326,7 +327,7 @@ class JobRunner:
         """Handle the cases where the job must not run now; True when one applied."""
         if stored is not None and stored.record.status.settled:
             # Claim once: the result exists; deliver it again, never run the model again.
-            NATS_MESSAGES.labels(self._subject, "duplicate").inc()
+            labelled(NATS_MESSAGES, self._subject, "duplicate").inc()
             await self._deliver(stored.record)
             await msg.ack()
             return True
@@ -418,7 +419,7 @@ class JobRunner:
             self._running.pop(task.id, None)
             self._cancelled.discard(task.id)
         record.execution_time = time.perf_counter() - start
-        JOB_DURATION.labels(agent.record.type, status.value).observe(record.execution_time)
+        labelled(JOB_DURATION, agent.record.type, status.value).observe(record.execution_time)
         await self._finish(msg, task, record, status, result=result, error=error, ran=True)
 
     async def _heartbeats(self) -> None:
@@ -494,7 +495,7 @@ class JobRunner:
         with contextlib.suppress(Exception):
             await self._tasks.overwrite(record)
         delay = exc.retry_after if exc.retry_after is not None else self._s.job_retry_delay
-        NATS_MESSAGES.labels(self._subject, "handed_back").inc()
+        labelled(NATS_MESSAGES, self._subject, "handed_back").inc()
         log.info(
             "job handed back", task_id=record.id, attempt=attempt, delay=delay, why=exc.message
         )
@@ -525,7 +526,7 @@ class JobRunner:
             await self._final_frame(record)
         await self._deliver(record)
         await msg.ack()
-        NATS_MESSAGES.labels(self._subject, status.value).inc()
+        labelled(NATS_MESSAGES, self._subject, status.value).inc()
         published = msg.metadata.timestamp
         if published is not None:
             JOB_PUBLISH_TO_DONE.observe(max(0.0, (datetime.now(UTC) - published).total_seconds()))

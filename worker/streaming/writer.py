@@ -32,6 +32,7 @@ from worker.telemetry.metrics import (
     STREAM_FRAMES_COALESCED,
     STREAM_FRAMES_DROPPED,
     STREAM_FRAMES_PUBLISHED,
+    labelled,
 )
 
 log = get_logger(__name__)
@@ -89,8 +90,8 @@ class FrameWriter:
         self._attempt = 1
         self.progress = 0
         self.attempt: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._coalesced = STREAM_FRAMES_COALESCED.labels(service, "log")
-        self._published = STREAM_FRAMES_PUBLISHED.labels(service)
+        self._coalesced = labelled(STREAM_FRAMES_COALESCED, service, "log")
+        self._published = labelled(STREAM_FRAMES_PUBLISHED, service)
 
     def start(self) -> None:
         """Start publishing in the background."""

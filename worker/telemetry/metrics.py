@@ -5,7 +5,28 @@ Prometheus' client keeps a process-wide registry; that is the one global this pr
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, looked up once per label set.
+
+    ``labels()`` takes a lock and builds its key on every call, and a job calls it half a dozen
+    times; label sets are few (subjects, outcomes, agent types), so each child is kept.
+    """
+    return _child(metric, values)  # type: ignore[return-value]
+
+
+@functools.cache
+def _child(metric: MetricWrapperBase, values: tuple[str, ...]) -> MetricWrapperBase:
+    return metric.labels(*values)
+
 
 # Buckets from 0.5 ms: the sync door's target is single-digit milliseconds.
 _LATENCY_BUCKETS = (
