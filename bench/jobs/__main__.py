@@ -214,12 +214,14 @@ async def measure_floor(
     procs = [
         await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "bench.jobs.pipeline", server.url, str(n), str(limit), SECRET],
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
         )
         for _ in range(count)
     ]
     try:
-        await asyncio.sleep(2.0)  # imports and binding to the consumer
+        for proc in procs:  # every process bound to the consumer before the first job
+            assert proc.stdout is not None
+            await asyncio.wait_for(proc.stdout.readline(), 60)
         nc = await nats.connect(server.url)
         rate, lat = await run_jobs(nc, rx, base, "floor", n=n, rate=None, limit=limit)
         await nc.close()

@@ -7,7 +7,7 @@ claim (KV create), the `started` frame (publish expecting no earlier frame), ``a
 same `echo` Runnable, the final frame, the result (KV put), the callback POST signed with
 standardwebhooks, the ack. No validation, dead letters, spans, metrics, logs, heartbeats or
 outbox: what is left is what any implementation of the contract pays.
-Prints one JSON line: {"count": N, "seconds": S}.
+Prints ``ready`` once bound to the consumer, then one JSON line: {"count": N, "seconds": S}.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ async def main(url: str, count: int, seconds: float, secret: str) -> None:
     sub = await js.pull_subscribe_bind(durable=names.tasks_consumer, stream=names.tasks_stream)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
     pipe = Pipeline(js, kv, http, secret)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     running: set[asyncio.Task[None]] = set()
     start = 0.0
     waiting = BATCH
