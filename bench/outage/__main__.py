@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,7 @@ async def main(n: int) -> None:
         bare.wait(5)
         w.stop()
         server.close()
+        shutil.rmtree(w.env["WORKER_STATE_DIR"], ignore_errors=True)
     text = [
         f"Outage benchmark: {n} invocations per level, the provider down and its breaker open",
         "",

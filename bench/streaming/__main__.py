@@ -27,6 +27,7 @@ import asyncio
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,7 @@ async def main(args: argparse.Namespace) -> None:
         bare.terminate()
         bare.wait(10)
         server.close()
+        shutil.rmtree(state, ignore_errors=True)
     report = (
         "# Streaming benchmark\n\n"
         f"Command: `python -m bench.streaming` ({args.seconds:g} s per phase). "
