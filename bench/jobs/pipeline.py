@@ -21,7 +21,6 @@ from typing import Any
 import aiohttp
 import nats
 import orjson
-import uvloop
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from standardwebhooks.webhooks import Webhook
@@ -114,4 +113,9 @@ async def main(url: str, count: int, seconds: float, secret: str) -> None:
 
 if __name__ == "__main__":
     url, count, seconds, secret = sys.argv[1:5]
-    uvloop.run(main(url, int(count), float(seconds), secret))
+    try:  # the worker's event loop: uvloop where it is built
+        import uvloop
+    except ImportError:
+        asyncio.run(main(url, int(count), float(seconds), secret))
+    else:
+        uvloop.run(main(url, int(count), float(seconds), secret))
