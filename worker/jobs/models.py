@@ -91,10 +91,6 @@ def parse_task(data: bytes) -> TaskMessage:
         raise MessageRejected("malformed_json", f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise MessageRejected("invalid_message", "a task message is a JSON object")
-    # Best effort, so a bad message with a usable callback still gets a `failed` callback.
-    folded = {str(k).lower(): v for k, v in raw.items()}
-    task_id = folded.get("id") if isinstance(folded.get("id"), str) else ""
-    callback = folded.get("callback") if isinstance(folded.get("callback"), str) else ""
     try:
         task = TaskMessage.model_validate(raw)
     except ValidationError as exc:
@@ -102,6 +98,10 @@ def parse_task(data: bytes) -> TaskMessage:
             f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)
         )
+        # Best effort, so a bad message with a usable callback still gets a `failed` callback.
+        folded = {str(k).lower(): v for k, v in raw.items()}
+        task_id = folded.get("id") if isinstance(folded.get("id"), str) else ""
+        callback = folded.get("callback") if isinstance(folded.get("callback"), str) else ""
         raise MessageRejected(
             "invalid_message", fields, task_id=str(task_id), callback=str(callback)
         ) from None
@@ -188,11 +188,20 @@ class CallbackMetadata(BaseModel):
     worker_id: str | None
 
 
+CallbackStatus = Literal["completed", "failed", "cancelled"]
+_CALLBACK_STATUS: dict[TaskStatus, CallbackStatus] = {
+    TaskStatus.COMPLETED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.DEAD: "failed",
+}
+
+
 class CallbackBody(BaseModel):
     """What is POSTed to a task's callback URL (CONTRACT section 2)."""
 
     task_id: str
-    status: Literal["completed", "failed", "cancelled"]
+    status: CallbackStatus
     result: Any = None
     error: TaskError | None = None
     metadata: CallbackMetadata
@@ -203,13 +212,14 @@ class CallbackBody(BaseModel):
         unknown agent, deliveries exhausted) is a ``failed`` callback whose ``error.code`` is
         the dead-letter reason, as CONTRACT section 2 says; ``GET /v1/tasks/{id}`` shows it as
         ``dead``."""
-        status = "failed" if record.status == TaskStatus.DEAD else record.status.value
-        return cls(
+        # Built without validation: every value comes from a record the worker wrote (a record
+        # that is not final has no callback: KeyError).
+        return cls.model_construct(
             task_id=record.id,
-            status=status,
+            status=_CALLBACK_STATUS[record.status],
             result=record.result if record.status == TaskStatus.COMPLETED else None,
             error=record.error,
-            metadata=CallbackMetadata(
+            metadata=CallbackMetadata.model_construct(
                 execution_time=record.execution_time,
                 attempts=record.attempts,
                 worker_id=record.worker_id,

@@ -244,7 +244,8 @@ class JobRunner:
         meta = msg.metadata
         attempt = meta.num_delivered or 1
         labelled(NATS_MESSAGES, self._subject, "received" if attempt == 1 else "redelivered").inc()
-        parent = propagate.extract(dict(msg.headers or {}))
+        # The publisher's trace, when it sent one (a plain Go publish usually has no headers).
+        parent = propagate.extract(msg.headers) if msg.headers else None
         with tracer.start_as_current_span(
             f"{self._subject} process",
             context=parent,
@@ -351,7 +352,8 @@ class JobRunner:
 
     def _record(self, task: TaskMessage, stored: Stored | None, *, attempt: int) -> TaskRecord:
         now = datetime.now(UTC)
-        return TaskRecord(
+        # Built without validation: the task was validated, the rest is the worker's own.
+        return TaskRecord.model_construct(
             id=task.id,
             status=TaskStatus.RUNNING,
             agent_id=task.agent_id,
