@@ -51,6 +51,7 @@ test: lint typecheck pytest gotest
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.http.sidebyside
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.outage
