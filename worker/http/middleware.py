@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from worker.errors import BadRequest, PayloadTooLarge, Unauthorized, WorkerError
 from worker.http.spans import RequestSpan
 from worker.telemetry.logs import get_logger
-from worker.telemetry.metrics import HTTP_REJECTED, HTTP_REQUEST_DURATION
+from worker.telemetry.metrics import HTTP_REJECTED, HTTP_REQUEST_DURATION, labelled
 
 log = get_logger("worker.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,7 +89,6 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
     access_log: bool,
 ) -> Middleware:
     """The middleware, configured once at start."""
-    observe_cache: dict[tuple[str, int], Any] = {}
 
     def authorised(request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -115,12 +114,7 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
             )
 
     def observe(request: web.Request, endpoint: str, status: int, elapsed: float) -> None:
-        key = (endpoint, status)
-        child = observe_cache.get(key)
-        if child is None:
-            child = HTTP_REQUEST_DURATION.labels(service, endpoint, str(status))
-            observe_cache[key] = child
-        child.observe(elapsed)
+        labelled(HTTP_REQUEST_DURATION, service, endpoint, str(status)).observe(elapsed)
         if status >= 500 or access_log:
             log.info(
                 "http request",

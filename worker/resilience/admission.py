@@ -20,25 +20,16 @@ breaker is due, the run goes ahead and the breaker picks the one trial call, as 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
-from prometheus_client import Counter
 
 from worker.resilience.breaker import BreakerOpen
 from worker.resilience.failures import describe, unavailable
 from worker.resilience.guard import ProviderGuard
-from worker.telemetry.metrics import PROVIDER_CALLS
+from worker.telemetry.metrics import PROVIDER_CALLS, labelled
 
 if TYPE_CHECKING:  # model.py imports this module; the chain type is only named here
     from worker.resilience.model import ProviderChain
-
-
-@functools.cache
-def _refused(provider: str) -> Counter:
-    # .labels() takes a lock and builds a key per call; providers are few (one per endpoint).
-    return PROVIDER_CALLS.labels(provider, "breaker_open")
 
 
 class ChainCheck:
@@ -77,7 +68,7 @@ class ChainCheck:
                 describe(BreakerOpen(guard.breaker.name, retry_after=0)) for guard in self._guards
             )
         for guard in self._guards:
-            _refused(guard.provider).inc()
+            labelled(PROVIDER_CALLS, guard.provider, "breaker_open").inc()
         return unavailable(
             [
                 (guard.provider, error, wait)

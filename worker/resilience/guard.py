@@ -16,7 +16,12 @@ from tenacity import RetryCallState
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen, Call, State
 from worker.resilience.classify import TRANSIENT, ErrorKind, classify, retry_after_hint
 from worker.resilience.retry import RetryPolicy, retrying
-from worker.telemetry.metrics import PROVIDER_CALL_DURATION, PROVIDER_CALLS, PROVIDER_RETRIES
+from worker.telemetry.metrics import (
+    PROVIDER_CALL_DURATION,
+    PROVIDER_CALLS,
+    PROVIDER_RETRIES,
+    labelled,
+)
 from worker.telemetry.tracing import TRACER_NAME
 
 T = TypeVar("T")
@@ -109,7 +114,7 @@ class ProviderGuard:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         reason = classify(exc) if exc is not None else "other"
-        PROVIDER_RETRIES.labels(self.provider, reason).inc()
+        labelled(PROVIDER_RETRIES, self.provider, reason).inc()
 
 
 class _Attempt:
@@ -151,7 +156,7 @@ class _Attempt:
             return
         call, self._call = self._call, None
         call.__exit__(exc_type, exc, tb)
-        PROVIDER_CALL_DURATION.labels(self._guard.provider).observe(
+        labelled(PROVIDER_CALL_DURATION, self._guard.provider).observe(
             time.perf_counter() - self._start
         )
         if exc is None:
@@ -162,7 +167,7 @@ class _Attempt:
             self._finish("cancelled", None)
 
     def _finish(self, outcome: str, exc: BaseException | None) -> None:
-        PROVIDER_CALLS.labels(self._guard.provider, outcome).inc()
+        labelled(PROVIDER_CALLS, self._guard.provider, outcome).inc()
         span = self._span
         span.set_attribute("agentos.outcome", outcome)
         if exc is not None:

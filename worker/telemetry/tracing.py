@@ -29,6 +29,9 @@ from worker import __version__
 TRACER_NAME = "agentos.worker"
 
 
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
 class PropagatingTracer(trace.Tracer):
     """A tracer whose spans carry the trace on but record nothing.
 
@@ -55,21 +58,18 @@ class PropagatingTracer(trace.Tracer):
     ) -> trace.Span:
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid:
-            ctx = SpanContext(
-                parent.trace_id,
-                self._ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=parent.trace_flags,
-                trace_state=parent.trace_state,
-            )
+            trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
         else:
-            ctx = SpanContext(
-                self._ids.generate_trace_id(),
+            trace_id, flags, state = self._ids.generate_trace_id(), _SAMPLED, None
+        return NonRecordingSpan(
+            SpanContext(
+                trace_id,
                 self._ids.generate_span_id(),
                 is_remote=False,
-                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+                trace_flags=flags,
+                trace_state=state,
             )
-        return NonRecordingSpan(ctx)
+        )
 
     # The API types this with a decorator of its own that is private: hence the ignore.
     @contextlib.contextmanager
