@@ -20,14 +20,11 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
-from worker.broker.jetstream import ensure_consumer, ensure_stream
+from worker.broker.jetstream import ensure_bucket, ensure_consumer, ensure_stream
 from worker.config import Settings
-from worker.telemetry.logs import get_logger
 
-log = get_logger(__name__)
 CALLBACK_CONSUMER = "agentos-callbacks"
 CANCEL_SUBJECT_PREFIX = "agent.cancel"
 
@@ -118,21 +115,6 @@ class Topology:
                 replicas=settings.kv_replicas,
             ),
         )
-
-
-async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    """Open the key-value bucket, creating it if missing (TTL changes are applied)."""
-    try:
-        kv = await js.key_value(config.bucket)
-    except BucketNotFoundError:
-        return await js.create_key_value(config=config)
-    stream = f"KV_{config.bucket}"
-    info = await js.stream_info(stream)
-    if config.ttl and info.config.max_age != config.ttl:
-        info.config.max_age = config.ttl
-        await js.update_stream(info.config)
-        log.info("bucket updated", bucket=config.bucket)
-    return kv
 
 
 async def ensure_all(js: JetStreamContext, topology: Topology) -> KeyValue:
