@@ -41,6 +41,20 @@ def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings.load([]).embedded_nats
 
 
+def test_thread_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings.load([])
+    assert (s.threads_bucket, s.thread_retention, s.thread_lease_ttl) == (
+        "agentos_threads",
+        30 * 86400.0,
+        30.0,
+    )
+    monkeypatch.setenv("WORKER_THREAD_RETENTION", "168h")
+    s = Settings.load(["--threads-bucket", "chats", "--thread-lease-ttl", "1m"])
+    assert (s.threads_bucket, s.thread_retention, s.thread_lease_ttl) == ("chats", 604800.0, 60.0)
+    with pytest.raises(SystemExit, match="WORKER_THREAD_LEASE_TTL is not shorter"):
+        Settings.load(["--thread-retention", "10s", "--thread-lease-ttl", "10s"])
+
+
 def test_settings_are_frozen() -> None:
     s = Settings.load([])
     with pytest.raises(ValueError, match="frozen"):
@@ -55,6 +69,7 @@ def test_settings_are_frozen() -> None:
         ({"WORKER_INVOKE_TIMEOUT": "soon"}, "WORKER_INVOKE_TIMEOUT"),
         ({"WORKER_CALLBACK_ALLOW": "10.0.0.0/33"}, "WORKER_CALLBACK_ALLOW"),
         ({"WORKER_LOG_LEVEL": "loud"}, "WORKER_LOG_LEVEL"),
+        ({"WORKER_THREAD_RETENTION": "forever"}, "WORKER_THREAD_RETENTION"),
         ({"WORKER_HTTP_HOST": "0.0.0.0"}, "WORKER_AUTH_TOKENS"),
     ],
 )

@@ -101,6 +101,22 @@ class Settings(BaseSettings):
     agents_bucket: str = Field("agentos_agents", description="JetStream KV bucket of agents.")
     kv_replicas: int = Field(1, ge=1, le=5, description="Replicas of the worker's KV buckets.")
 
+    # --- conversation threads (CONTRACT section 6) ----------------------------------------
+    threads_bucket: str = Field(
+        "agentos_threads", description="JetStream KV bucket of threads and their checkpoints."
+    )
+    thread_retention: SettingDuration = Field(
+        2_592_000.0,
+        gt=0,
+        description="A thread nobody ran for this long is removed (30d): the bucket's max age.",
+    )
+    thread_lease_ttl: SettingDuration = Field(
+        30.0,
+        ge=1,
+        description="A run holds its thread this long between renewals; a worker that dies "
+        "blocks its threads no longer than this.",
+    )
+
     # --- jobs over NATS (CONTRACT section 2) ---------------------------------------------
     jobs_enabled: bool = Field(True, description="Consume jobs from agent.execute.")
     tasks_stream: str = Field("AGENTOS_TASKS", description="JetStream stream of job messages.")
@@ -251,6 +267,8 @@ class Settings(BaseSettings):
             )
         if self.invoke_timeout > self.max_invoke_timeout:
             raise ValueError("WORKER_INVOKE_TIMEOUT is larger than WORKER_MAX_INVOKE_TIMEOUT")
+        if self.thread_lease_ttl >= self.thread_retention:
+            raise ValueError("WORKER_THREAD_LEASE_TTL is not shorter than WORKER_THREAD_RETENTION")
         return self
 
     @property

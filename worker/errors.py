@@ -60,9 +60,22 @@ class Conflict(WorkerError):
     code = "conflict"
 
 
+class ThreadBusy(Conflict):
+    """Another run holds the thread; a job waits its turn, an HTTP caller may try again later."""
+
+    code = "thread_busy"
+    retryable = True
+
+
 class PayloadTooLarge(WorkerError):
     status = 413
     code = "payload_too_large"
+
+
+class ThreadTooLarge(PayloadTooLarge):
+    """A thread's state outgrew what one NATS message may carry."""
+
+    code = "thread_too_large"
 
 
 class Overloaded(WorkerError):
