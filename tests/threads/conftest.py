@@ -1,0 +1,55 @@
+"""Fixtures for threads: stores on a bucket of each test's own, each on its own NATS connection
+(the way two workers of a pool see the same bucket)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import nats as nats_py
+import pytest
+from nats.aio.client import Client
+
+from worker.config import Settings
+from worker.testing import NatsServer
+from worker.threads import ThreadStore
+
+OpenStore = Callable[..., Awaitable[ThreadStore]]
+Connect = Callable[[], Awaitable[Client]]
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    return f"threads_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def connect(nats: NatsServer) -> AsyncIterator[Connect]:
+    """Factory of NATS connections, all closed at the end."""
+    opened: list[Client] = []
+
+    async def open_one() -> Client:
+        client = await nats_py.connect(nats.url)
+        opened.append(client)
+        return client
+
+    yield open_one
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+async def open_store(connect: Connect, bucket_name: str) -> AsyncIterator[OpenStore]:
+    """Factory of thread stores ("workers") on the test's bucket, each on a new connection."""
+    first: list[Client] = []
+
+    async def open_one(**settings: Any) -> ThreadStore:
+        nc = await connect()
+        first.append(nc)
+        values = {"threads_bucket": bucket_name, "worker_id": f"w-{len(first)}", **settings}
+        return await ThreadStore.open(nc=nc, js=nc.jetstream(), settings=Settings(**values))
+
+    yield open_one
+    if first:
+        await first[0].jetstream().delete_key_value(bucket_name)
