@@ -16,14 +16,12 @@ the same deadline, limits, metrics and errors, plus frames. What a watcher of a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError
 from opentelemetry import trace
 
 from worker.agents import runtime
@@ -40,20 +38,18 @@ from worker.streaming.frames import (
     PROCESSING,
     STARTED,
     Draft,
+    WireFrame,
 )
 from worker.streaming.live import LiveConnection
 from worker.streaming.log import FrameLog, LogLimits
 from worker.streaming.outbox import Outbox
 from worker.streaming.push import Pusher, PushOptions
-from worker.streaming.writer import FrameWriter
-from worker.telemetry.logs import get_logger
-
-log = get_logger(__name__)
+from worker.streaming.writer import FrameWriter, claim_next
 
 HANDBACK = "agentos:handback"
 """Cancel a run with ``task.cancel(HANDBACK)`` when the job will run again elsewhere (draining):
 its frames then end with a ``processing`` frame, not a final ``cancelled`` one."""
-_WRONG_LAST_SEQUENCE = 10071
+_FINAL_MESSAGES = {COMPLETED: "Execution completed", CANCELLED: "Execution cancelled"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,21 +264,19 @@ class StreamHub:
         For job outcomes reached without a run that ended itself (cancelled before it ran,
         dead after its last delivery), so watchers always see an end.
         """
-        for _ in range(10):
-            last = await self.log.last(task_id)
-            if last is not None and last.final:
-                return
-            message = {COMPLETED: "Execution completed", CANCELLED: "Execution cancelled"}
-            draft = Draft(
-                status=status,
-                progress=100 if status == COMPLETED else 0,
-                message=message.get(status, "Execution failed"),
-                result=result,
-                error=error,
-            )
-            seq = last.seq + 1 if last else 1
-            data = draft.encode(task_id=task_id, seq=seq, attempt=last.attempt if last else 1)
-            with contextlib.suppress(BadRequestError):
-                await self.log.claim(task_id, data, seq=seq, after_sseq=last.sseq if last else 0)
-                return
-        log.warning("could not publish a final frame", task_id=task_id)
+        draft = Draft(
+            status=status,
+            progress=100 if status == COMPLETED else 0,
+            message=_FINAL_MESSAGES.get(status, "Execution failed"),
+            result=result,
+            error=error,
+        )
+
+        def final(newest: WireFrame | None, seq: int) -> tuple[bytes, None] | None:
+            if newest is not None and newest.final:
+                return None
+            attempt = newest.attempt if newest else 1
+            return draft.encode(task_id=task_id, seq=seq, attempt=attempt), None
+
+        # Such a task has frames more often than not: read the newest before guessing.
+        await claim_next(self.log, task_id, final, newest=await self.log.last(task_id))

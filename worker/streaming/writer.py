@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 import nats.errors
 from nats.js.errors import BadRequestError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from worker.streaming.frames import PROCESSING, Draft
+from worker.streaming.frames import PROCESSING, Draft, WireFrame
 from worker.streaming.log import FrameLog
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
@@ -36,11 +36,63 @@ from worker.telemetry.metrics import (
 )
 
 log = get_logger(__name__)
-_WRONG_LAST_SEQUENCE = 10071
+# JetStream's "wrong last sequence" (JSStreamWrongLastSequenceErrF, and the constant form newer
+# servers send), as nats-py's own key-value compare-and-set reads them.
+_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # Transient: NATS reconnecting, JetStream electing a leader, an acknowledgement lost.
 _TRANSIENT = (nats.errors.Error, TimeoutError, OSError)
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+Build = Callable[[WireFrame | None, int], tuple[bytes, T]]
+"""Makes the frame after the newest one (``None``: no frames) as number ``seq``: its bytes, and
+a value for the caller."""
+MaybeBuild = Callable[[WireFrame | None, int], tuple[bytes, T] | None]
+"""A ``Build`` that may decline (``None``): nothing is published."""
+
+
+@overload
+async def claim_next(
+    log: FrameLog, task_id: str, build: Build[T], *, newest: WireFrame | None = None
+) -> tuple[int, T]: ...
+
+
+@overload
+async def claim_next(
+    log: FrameLog, task_id: str, build: MaybeBuild[T], *, newest: WireFrame | None = None
+) -> tuple[int, T] | None: ...
+
+
+async def claim_next(
+    log: FrameLog,
+    task_id: str,
+    build: MaybeBuild[T],
+    *,
+    newest: WireFrame | None = None,
+) -> tuple[int, T] | None:
+    """Publish a frame right after ``task_id``'s newest stored frame, whatever other writers do.
+
+    ``build(newest, seq)`` makes the frame that follows ``newest`` (``None``: the task has no
+    frames) as number ``seq``: its bytes and a value handed back with ``seq``, or ``None`` to
+    publish nothing. ``newest`` is the caller's guess; when the log says it is wrong (frames
+    were there, or another writer published first), the newest frame is read and ``build``
+    asked again. Returns ``(seq, value)``, or ``None`` if ``build`` declined.
+    """
+    while True:
+        seq = newest.seq + 1 if newest else 1
+        built = build(newest, seq)
+        if built is None:
+            return None
+        data, value = built
+        try:
+            await log.claim(task_id, data, seq=seq, after_sseq=newest.sseq if newest else 0)
+        except BadRequestError as exc:
+            if exc.err_code not in _WRONG_LAST_SEQUENCE:
+                raise
+            newest = await log.last(task_id)
+            continue
+        return seq, value
 
 
 async def _transient_retried(
@@ -173,24 +225,14 @@ class FrameWriter:
 
     async def _claim_once(self, first: Draft) -> tuple[int, int]:
         """Publish ``first`` as the attempt's first frame; its ``(seq, attempt)``."""
-        # Most tasks have no frames yet: try that first and read the newest frame only when
-        # the log says otherwise (one round trip less for nearly every run).
-        last = None
-        while True:
-            seq = last.seq + 1 if last else 1
-            attempt = last.attempt + 1 if last else 1
-            data = first.encode(task_id=self.task_id, seq=seq, attempt=attempt)
-            try:
-                await self._log.claim(
-                    self.task_id, data, seq=seq, after_sseq=last.sseq if last else 0
-                )
-            except BadRequestError as exc:
-                if exc.err_code != _WRONG_LAST_SEQUENCE:
-                    raise
-                # Frames were there, or another writer published: read the newest, go on.
-                last = await self._log.last(self.task_id)
-                continue
-            return seq, attempt
+
+        def started(newest: WireFrame | None, seq: int) -> tuple[bytes, int]:
+            attempt = newest.attempt + 1 if newest else 1
+            return first.encode(task_id=self.task_id, seq=seq, attempt=attempt), attempt
+
+        # Most tasks have no frames yet: guess that, and read the newest frame only when the
+        # log says otherwise (one round trip less for nearly every run).
+        return await claim_next(self._log, self.task_id, started)
 
     async def _send_once(self, encoded: list[bytes], first_seq: int) -> None:
         if len(encoded) == 1:  # the usual batch (a final frame): one request, no gather
