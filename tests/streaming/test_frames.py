@@ -1,4 +1,4 @@
-"""Frames, coalescing and the bounded outbox."""
+"""Frames, coalescing and a reader's bounded queue."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from worker.streaming.frames import COMPLETED, PROCESSING, Draft, WireFrame
-from worker.streaming.outbox import Outbox, ReaderTooSlow
+from worker.streaming.outbox import FrameQueue, ReaderTooSlow
 
 
 def frame(seq: int, status: str = PROCESSING, partial: object = "x") -> WireFrame:
@@ -30,8 +30,8 @@ def test_frame_json_has_the_contract_fields() -> None:
     assert "error" not in body
 
 
-async def test_outbox_coalesces_progress_but_never_final_frames() -> None:
-    box = Outbox(max_frames=2, max_bytes=1 << 20)
+async def test_queue_coalesces_progress_but_never_final_frames() -> None:
+    box = FrameQueue(max_frames=2, max_bytes=1 << 20)
     shared = [frame(i, partial=f"t{i} ") for i in range(1, 6)]
     for f in shared:
         box.offer(f)
@@ -47,8 +47,8 @@ async def test_outbox_coalesces_progress_but_never_final_frames() -> None:
     assert orjson.loads(shared[1].data)["partial_result"] == "t2 "
 
 
-async def test_outbox_fails_a_hopelessly_slow_reader_with_the_resume_seq() -> None:
-    box = Outbox(max_frames=2, max_bytes=4096)
+async def test_queue_fails_a_hopelessly_slow_reader_with_the_resume_seq() -> None:
+    box = FrameQueue(max_frames=2, max_bytes=4096)
     box.offer(frame(1))
     box.offer(frame(2))
     for seq in range(3, 100):
@@ -58,8 +58,8 @@ async def test_outbox_fails_a_hopelessly_slow_reader_with_the_resume_seq() -> No
     assert caught.value.resume_seq == 1
 
 
-async def test_lossless_outbox_refuses_instead_of_coalescing() -> None:
-    box = Outbox(max_frames=2, max_bytes=1 << 20, lossless=True)
+async def test_lossless_queue_refuses_instead_of_coalescing() -> None:
+    box = FrameQueue(max_frames=2, max_bytes=1 << 20, lossless=True)
     assert box.offer(frame(1))
     assert box.offer(frame(2))
     assert not box.offer(frame(3))

@@ -3,7 +3,8 @@
 - ``frames``: the frame format and coalescing; ``agent_events``: LangChain events to frames.
 - ``log``: the pool's JetStream stream of frames; ``writer``: a run's frames into it.
 - ``feed``: readers on this worker (replay from any ``seq``, then live); ``live``: the NATS
-  connection of the live feeds and its fast path; ``outbox``: a reader's bounded queue.
+  connection of the live feeds and its fast path; ``outbox``: ``FrameQueue``, a reader's
+  bounded queue.
 - ``push``: the WebSocket client for a job's ``stream_url``.
 - ``hub``: ``StreamHub``, what the job runner and the endpoints call.
 - ``handlers``: ``GET /v1/tasks/{task_id}/events`` (WebSocket or SSE),

@@ -35,7 +35,7 @@ from nats.aio.subscription import Subscription
 from worker.streaming.frames import WireFrame
 from worker.streaming.live import LiveConnection
 from worker.streaming.log import PUSH_REPLAY_MAX, FrameLog
-from worker.streaming.outbox import GoingAway, Outbox
+from worker.streaming.outbox import FrameQueue, GoingAway
 from worker.telemetry.logs import get_logger
 
 log = get_logger(__name__)
@@ -52,8 +52,9 @@ class Reader:
     """One reader of ``task_id``'s frames from ``from_seq`` on, ending after the last frame.
 
     Iterate it (``async for frame in reader``) inside ``async with reader``. The frames come
-    from its ``outbox``, whose policy (coalescing or lossless) decides what a slow reader gets.
-    ``until`` says which final frame ends it (the first, by default); only final frames can.
+    from its ``outbox`` (a ``FrameQueue``), whose policy (coalescing or lossless) decides what a
+    slow reader gets. ``until`` says which final frame ends it (the first, by default); only
+    final frames can.
     """
 
     def __init__(
@@ -62,7 +63,7 @@ class Reader:
         fanout: Fanout,
         task_id: str,
         from_seq: int,
-        outbox: Outbox,
+        outbox: FrameQueue,
         until: Until = _final,
     ) -> None:
         self._fanout = fanout

@@ -42,7 +42,7 @@ from worker.streaming.frames import (
 )
 from worker.streaming.live import LiveConnection
 from worker.streaming.log import FrameLog, LogLimits
-from worker.streaming.outbox import Outbox
+from worker.streaming.outbox import FrameQueue
 from worker.streaming.push import Pusher, PushOptions
 from worker.streaming.writer import FrameWriter, claim_next
 
@@ -243,8 +243,8 @@ class StreamHub:
 
     def reader(self, task_id: str, *, from_seq: int = 1) -> Reader:
         """A reader of ``task_id`` from ``from_seq`` with a coalescing, bounded queue."""
-        outbox = Outbox(max_frames=self.options.queue_frames, max_bytes=self.options.queue_bytes)
-        return Reader(fanout=self.fanout, task_id=task_id, from_seq=from_seq, outbox=outbox)
+        queue = FrameQueue(max_frames=self.options.queue_frames, max_bytes=self.options.queue_bytes)
+        return Reader(fanout=self.fanout, task_id=task_id, from_seq=from_seq, outbox=queue)
 
     async def last_seq(self, task_id: str) -> tuple[int, bool] | None:
         """``(seq, final)`` of the task's newest stored frame, or ``None`` if it has none."""

@@ -3,10 +3,10 @@
 Live frames are offered without waiting. Past ``max_frames`` queued, a ``processing`` frame is
 coalesced into the ``processing`` frame at the tail (``started`` and final frames are always
 kept whole). Coalesced text still grows the tail, so past ``max_bytes`` the reader is hopelessly
-behind: the outbox fails with ``ReaderTooSlow``, naming the first ``seq`` it did not deliver, and
+behind: the queue fails with ``ReaderTooSlow``, naming the first ``seq`` it did not deliver, and
 the connection is closed with that in its reason.
 
-A *lossless* outbox (the push client's) never coalesces: ``offer`` refuses a frame when full,
+A *lossless* queue (the push client's) never coalesces: ``offer`` refuses a frame when full,
 and its reader catches up from the log instead, at the pace the receiver reads.
 """
 
@@ -30,8 +30,8 @@ class GoingAway(Exception):
     """The worker is shutting down; the reader should resume elsewhere."""
 
 
-class Outbox:
-    """Frames waiting to be sent to one reader."""
+class FrameQueue:
+    """Frames waiting to be sent to one reader (its outbox: ``Reader.outbox``)."""
 
     def __init__(self, *, max_frames: int, max_bytes: int, lossless: bool = False) -> None:
         self._queue: deque[WireFrame] = deque()
@@ -56,7 +56,7 @@ class Outbox:
         return self._bytes
 
     def offer(self, frame: WireFrame) -> bool:
-        """Queue a live frame now; False if a lossless outbox is full (nothing was queued)."""
+        """Queue a live frame now; False if a lossless queue is full (nothing was queued)."""
         if self._error is not None or self._closed:
             return True
         queue = self._queue
@@ -101,7 +101,7 @@ class Outbox:
     async def get(self) -> WireFrame | None:
         """The next frame to send; ``None`` once closed and empty; raises the failure, if any.
 
-        One task takes the frames of an outbox (its reader's pump).
+        One task takes the frames of a queue (its reader's pump).
         """
         while not self._queue:
             if self._error is not None:

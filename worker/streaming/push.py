@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection
 
 from worker.streaming.feed import Fanout, Reader
 from worker.streaming.frames import WireFrame
-from worker.streaming.outbox import Outbox
+from worker.streaming.outbox import FrameQueue
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
     STREAM_FRAME_LAG,
@@ -198,7 +198,7 @@ class Pusher:
                     await ws.close()
 
     async def _send_frames(self, ws: ClientConnection) -> None:
-        outbox = Outbox(
+        queue = FrameQueue(
             max_frames=self._options.queue_frames,
             max_bytes=self._options.queue_bytes,
             lossless=True,
@@ -209,7 +209,7 @@ class Pusher:
             fanout=self._fanout,
             task_id=self.task_id,
             from_seq=self.confirmed_seq + 1,
-            outbox=outbox,
+            outbox=queue,
             until=self._ends,
         )
         async with reader:
@@ -226,7 +226,7 @@ class Pusher:
                     self.done = True
                     return
                 since_ping += 1
-                if since_ping >= _PING_EVERY or len(outbox) == 0:
+                if since_ping >= _PING_EVERY or len(queue) == 0:
                     pings.append((await ws.ping(), frame.seq))
                     since_ping = 0
                 while pings and (_done(pings[0][0]) or len(pings) > _MAX_UNCONFIRMED_PINGS):
