@@ -25,6 +25,7 @@ from worker.config import Settings
 from worker.http.app import build_app
 from worker.http.state import Services
 from worker.jobs.service import running_jobs
+from worker.outbound.ssrf import CallbackPolicy
 from worker.resilience import Resilience, RetryPolicy
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.telemetry.logs import get_logger
@@ -112,6 +113,8 @@ async def running_worker(
         if settings.demo_agents:
             await create_demo_agents(store)
 
+        # Where a job may make the worker connect: its callback and its stream_url alike.
+        outbound = CallbackPolicy.from_settings(settings)
         # Frames of every run (CONTRACT section 3); started before jobs, so stopped after them.
         streams = StreamHub(
             nc=broker.client,
@@ -128,6 +131,7 @@ async def running_worker(
                 js=broker.jetstream,
                 settings=settings,
                 agents=store,
+                policy=outbound,
                 execute=streams.run,
                 finals=streams,
             )

@@ -1,2 +1,2 @@
-"""Callback delivery: a durable outbox, Standard Webhooks signing, SSRF checks, a breaker per
-receiver host."""
+"""Callback delivery: a durable outbox, Standard Webhooks signing, a breaker per receiver host
+(targets are checked by ``worker.outbound``)."""

@@ -28,9 +28,10 @@ from opentelemetry import propagate, trace
 from pydantic import BaseModel, ValidationError
 
 from worker.callbacks.signing import CallbackSigner
-from worker.callbacks.ssrf import CallbackPolicy, CallbackRefused, CheckedResolver, refusal_in
 from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.topology import CALLBACK_CONSUMER
+from worker.outbound.session import checked_session
+from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, refusal_in
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
@@ -163,18 +164,11 @@ class CallbackOutbox:
 
     async def start(self) -> None:
         """Begin delivering."""
-        connector = aiohttp.TCPConnector(
-            resolver=CheckedResolver(self._policy),
+        self._session = checked_session(
+            self._policy,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
             limit=self._concurrency,
             limit_per_host=max(4, self._concurrency // 4),
-            ttl_dns_cache=None,
-            use_dns_cache=False,  # resolve (and check) for every new connection
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            trust_env=False,
-            raise_for_status=False,
         )
         sub = await self._js.pull_subscribe_bind(durable=CALLBACK_CONSUMER, stream=self._stream)
         self._loop_task = asyncio.create_task(self._run(sub), name="callback-outbox")

@@ -6,7 +6,6 @@ import orjson
 from aiohttp import web
 from nats.js.errors import NotFoundError
 
-from worker.callbacks.ssrf import CallbackRefused
 from worker.errors import BadRequest, Conflict, NotFound, Unavailable
 from worker.http.middleware import read_json
 from worker.http.openapi import Handler, Operation
@@ -14,6 +13,7 @@ from worker.http.state import json_response, services
 from worker.jobs.dead_letters import DeadLetterList, ReplayResult
 from worker.jobs.models import MessageRejected, TaskAccepted, TaskMessage, TaskView, parse_task
 from worker.jobs.service import Jobs
+from worker.outbound.ssrf import CallbackRefused
 
 
 def _jobs(request: web.Request) -> Jobs:

@@ -11,7 +11,6 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from worker.callbacks.outbox import CallbackOutbox
-from worker.callbacks.ssrf import CallbackPolicy
 from worker.config import Settings
 from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.models import (
@@ -21,6 +20,7 @@ from worker.jobs.models import (
 from worker.jobs.results import StaleRecord, TaskStore
 from worker.jobs.runner import JobRunner
 from worker.jobs.topology import CALLBACK_CONSUMER, CANCEL_SUBJECT_PREFIX
+from worker.outbound.ssrf import CallbackPolicy
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import CONSUMER_PENDING
 

@@ -24,7 +24,6 @@ from opentelemetry import propagate, trace
 from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
 from worker.callbacks.outbox import CallbackOutbox
-from worker.callbacks.ssrf import CallbackPolicy, CallbackRefused
 from worker.config import Settings
 from worker.errors import AgentFailed, DeadlineExceeded, NotFound, WorkerError
 from worker.jobs.dead_letters import DeadLetters
@@ -38,6 +37,7 @@ from worker.jobs.models import (
     parse_task,
 )
 from worker.jobs.results import StaleRecord, Stored, TaskStore
+from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
 from worker.streaming.hub import HANDBACK
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (

@@ -14,7 +14,6 @@ from opentelemetry import propagate
 from worker.agents.store import AgentStore
 from worker.callbacks.outbox import CallbackBreakers, CallbackOutbox
 from worker.callbacks.signing import CallbackSigner
-from worker.callbacks.ssrf import CallbackPolicy
 from worker.config import Settings
 from worker.jobs.control import JobControl
 from worker.jobs.dead_letters import DeadLetters
@@ -22,9 +21,8 @@ from worker.jobs.models import TaskMessage, TaskRecord, TaskStatus
 from worker.jobs.results import StaleRecord, TaskStore
 from worker.jobs.runner import Execute, Finals, JobRunner, invoke_without_frames
 from worker.jobs.topology import Topology, ensure_all
+from worker.outbound.ssrf import CallbackPolicy
 from worker.telemetry.metrics import NATS_MESSAGES
-
-LOOPBACK = ["127.0.0.0/8", "::1"]
 
 
 @dataclass(slots=True)
@@ -66,12 +64,6 @@ class Jobs:
         return record
 
 
-def callback_policy(settings: Settings) -> CallbackPolicy:
-    """The callback allow-list; the embedded demo (no NATS URL, nothing listed) allows loopback."""
-    allow = settings.callback_allow or (LOOPBACK if settings.embedded_nats else [])
-    return CallbackPolicy(allow)
-
-
 @contextlib.asynccontextmanager
 async def running_jobs(
     *,
@@ -79,15 +71,17 @@ async def running_jobs(
     js: JetStreamContext,
     settings: Settings,
     agents: AgentStore,
+    policy: CallbackPolicy,
     execute: Execute = invoke_without_frames,
     finals: Finals | None = None,
 ) -> AsyncIterator[Jobs]:
-    """Start the jobs door; on exit drain the runner (grace period), then stop the rest."""
+    """Start the jobs door; on exit drain the runner (grace period), then stop the rest.
+
+    ``policy`` checks callback targets (the worker's one outbound policy, shared with pushes)."""
     topology = Topology.from_settings(settings)
     kv = await ensure_all(js, topology)
     tasks = TaskStore(kv)
     dead = DeadLetters(js=js, stream=settings.dlq_stream, subject=settings.dlq_subject)
-    policy = callback_policy(settings)
     breakers = CallbackBreakers(
         fail_max=settings.callback_breaker_fail_max,
         reset_timeout=settings.callback_breaker_reset,

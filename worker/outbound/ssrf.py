@@ -1,10 +1,12 @@
-"""Which callback targets are allowed (SSRF protection).
+"""Which outbound targets are allowed (SSRF protection): callbacks and ``stream_url`` pushes.
 
-A target is allowed when its host is listed in ``WORKER_CALLBACK_ALLOW`` (a name, ``*.suffix``
-or ``*`` for any public host) or its address lies in a listed IP or CIDR; and every address it
-resolves to is either public or inside a listed network. The check runs in the HTTP client's
-resolver, so the address checked is the address connected to: DNS rebinding fails, and so does
-any connection to an unlisted internal address.
+A job names the addresses the worker connects to, so every such connection is checked. A target
+is allowed when its host is listed in ``WORKER_CALLBACK_ALLOW`` (a name, ``*.suffix`` or ``*``
+for any public host) or its address lies in a listed IP or CIDR; and every address it resolves
+to is either public or inside a listed network. The check runs in the HTTP client's resolver, so
+the address checked is the address connected to: DNS rebinding fails, and so does any connection
+to an unlisted internal address. (The names say "callback" after the setting, which predates
+pushes; they cover both.)
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from worker.config import Settings
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+HTTP_SCHEMES = frozenset({"http", "https"})
+"""What a callback URL may use."""
+PUSH_SCHEMES = frozenset({"ws", "wss", "http", "https"})
+"""What a push (a WebSocket handshake, itself an HTTP request) may use."""
+LOOPBACK = ("127.0.0.0/8", "::1")
+
+
 class CallbackRefused(OSError):
-    """The callback target is not allowed; delivering to it is never retried."""
+    """The target is not allowed; connecting to it is never retried."""
 
 
 def _address(value: str) -> IPAddress | None:
@@ -47,7 +58,7 @@ _PASSED_KEPT = 4096  # checked URLs remembered
 
 
 class CallbackPolicy:
-    """The allow-list, and the checks made against it."""
+    """The allow-list of outbound targets, and the checks made against it."""
 
     def __init__(self, allow: list[str]) -> None:
         self.networks: list[IPNetwork] = []
@@ -68,6 +79,12 @@ class CallbackPolicy:
             else:
                 self.hosts.add(entry.rstrip("."))
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallbackPolicy:
+        """``WORKER_CALLBACK_ALLOW``; the embedded demo (no NATS URL, nothing listed) allows
+        loopback."""
+        return cls(settings.callback_allow or list(LOOPBACK if settings.embedded_nats else []))
+
     def _host_listed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
         return (
@@ -85,36 +102,47 @@ class CallbackPolicy:
             return True
         return addr.is_global and self._host_listed(host)
 
-    def check_url(self, url: str) -> URL:
+    def check_url(self, url: str, *, schemes: frozenset[str] = HTTP_SCHEMES) -> URL:
         """Static checks (scheme, host, literal addresses); raises ``CallbackRefused``."""
-        passed = self._passed.get(url)
-        if passed is not None:
-            return passed
-        parsed = self._check(url)
-        if len(self._passed) >= _PASSED_KEPT:
-            self._passed.clear()
-        self._passed[url] = parsed
+        parsed = self._passed.get(url)
+        if parsed is None:
+            parsed = self._check(url)
+            if len(self._passed) >= _PASSED_KEPT:
+                self._passed.clear()
+            self._passed[url] = parsed
+        if parsed.scheme not in schemes:
+            allowed = ", ".join(sorted(schemes))
+            raise CallbackRefused(f"URL scheme {parsed.scheme!r} is not one of {allowed}")
         return parsed
+
+    def push_refusal(self, url: str | None) -> str | None:
+        """Why a push to ``url`` would be refused by the static checks (``None``: it would
+        not, or there is no URL)."""
+        if not url:
+            return None
+        try:
+            self.check_url(url, schemes=PUSH_SCHEMES)
+        except CallbackRefused as exc:
+            return str(exc)
+        return None
 
     def _check(self, url: str) -> URL:
         try:
             parsed = URL(url)
         except (ValueError, TypeError) as exc:
-            raise CallbackRefused(f"callback URL {url!r} is not a URL: {exc}") from None
-        if parsed.scheme not in {"http", "https"}:
-            raise CallbackRefused(f"callback URL scheme {parsed.scheme!r} is not http(s)")
+            raise CallbackRefused(f"URL {url!r} is not a URL: {exc}") from None
         host = parsed.raw_host
         if not host:
-            raise CallbackRefused(f"callback URL {url!r} has no host")
+            raise CallbackRefused(f"URL {url!r} has no host")
         addr = _address(host)
         if addr is None and _numeric_host(host):
             # 2130706433, 0x7f000001, 0177.0.0.1: resolvers read these as IPv4 addresses.
-            raise CallbackRefused(f"callback host {host!r} is a non-canonical IP address")
+            raise CallbackRefused(f"host {host!r} is a non-canonical IP address")
         if addr is not None:
             if not self.address_allowed(host, addr):
-                raise CallbackRefused(f"callback address {addr} is not allowed")
+                raise CallbackRefused(f"address {addr} is not in WORKER_CALLBACK_ALLOW")
         elif not self._host_listed(host) and not self.networks:
-            raise CallbackRefused(f"callback host {host!r} is not allowed")
+            raise CallbackRefused(f"host {host!r} is not in WORKER_CALLBACK_ALLOW")
         return parsed
 
 
@@ -140,7 +168,7 @@ class CheckedResolver(AbstractResolver):
                 refused.append(result["host"])
         if not allowed:
             raise CallbackRefused(
-                f"callback host {host!r} resolves to {', '.join(refused)}, which is not allowed"
+                f"host {host!r} resolves to {', '.join(refused)}, not in WORKER_CALLBACK_ALLOW"
             )
         return allowed
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from tests.jobs.receiver import Receiver
-from worker.callbacks.ssrf import CallbackPolicy, CallbackRefused, CheckedResolver, refusal_in
+from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, CheckedResolver, refusal_in
 
 
 @pytest.mark.parametrize(
