@@ -120,6 +120,7 @@ async def running_worker(
             nc=broker.client,
             js=broker.jetstream,
             service=settings.service_name,
+            policy=outbound,
             options=StreamOptions.from_settings(settings),
         )
         await streams.start()

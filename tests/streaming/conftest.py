@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import nats as nats_client
 import pytest
 
+from tests.streaming.helpers import LOOPBACK
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.testing import NatsServer
 
@@ -15,7 +16,9 @@ from worker.testing import NatsServer
 async def hub(nats: NatsServer) -> AsyncIterator[StreamHub]:
     """A started hub using the pool's default frames stream, stopped after the test."""
     nc = await nats_client.connect(nats.url)
-    streams = StreamHub(nc=nc, js=nc.jetstream(), service="test", options=StreamOptions())
+    streams = StreamHub(
+        nc=nc, js=nc.jetstream(), service="test", policy=LOOPBACK, options=StreamOptions()
+    )
     await streams.start()
     yield streams
     await streams.stop()

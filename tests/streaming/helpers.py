@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,19 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tests.agents.helpers import local_agent
 from worker.agents.store import ResolvedAgent
+from worker.outbound.ssrf import CallbackPolicy
+
+LOOPBACK = CallbackPolicy(["127.0.0.0/8"])
+"""A policy that lets pushes reach these tests' receivers, which listen on loopback."""
+
+
+async def until(condition: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {within:g}s: {condition}")
+        await asyncio.sleep(0.02)
 
 
 def resolved(type_name: str, config: dict[str, Any]) -> ResolvedAgent:
@@ -72,6 +86,8 @@ class Receiver:
     drop_after: int | None = None
     frames: list[dict[str, Any]] = field(default_factory=list)
     connections: int = 0
+    accepted: int = 0
+    """TCP connections accepted, handshake or not."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     server: Server | None = None
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -103,7 +119,15 @@ class Receiver:
 async def receiver(drop_after: int | None = None) -> AsyncIterator[Receiver]:
     """A started ``Receiver`` on a free loopback port."""
     rec = Receiver(drop_after=drop_after)
-    async with serve(rec.handle, "127.0.0.1", 0, compression=None) as server:
+
+    class Counted(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            rec.accepted += 1
+            super().connection_made(transport)
+
+    async with serve(
+        rec.handle, "127.0.0.1", 0, compression=None, create_connection=Counted
+    ) as server:
         rec.server = server
         yield rec
 

@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
-from tests.streaming.helpers import assert_run, create_agent, receiver, sse_frames
+from tests.streaming.helpers import assert_run, create_agent, receiver, sse_frames, until
 from tests.streaming.test_endpoints import ws_frames
 from worker.agents.fake_model import split_tokens
 from worker.testing import NatsServer, WorkerProcess
@@ -59,6 +59,17 @@ async def submit(
         body["stream_url"] = stream_url
     await nc.publish(env["WORKER_TASKS_SUBJECT"], orjson.dumps(body))
     return task_id
+
+
+async def finished(http: aiohttp.ClientSession, w: WorkerProcess, task_id: str) -> dict[str, Any]:
+    """The task's view once it has an outcome."""
+    for _ in range(1500):
+        async with http.get(f"{w.url}/v1/tasks/{task_id}") as resp:
+            view: dict[str, Any] = await resp.json()
+            if resp.status == 200 and view["status"] not in {"queued", "running"}:
+                return view
+        await asyncio.sleep(0.02)
+    raise AssertionError("the job did not finish")
 
 
 async def running(http: aiohttp.ClientSession, w: WorkerProcess, task_id: str) -> None:
@@ -127,3 +138,42 @@ async def test_job_watchers_on_another_worker_replay_then_follow(
     assert everything[-1]["seq"] == 32
     assert over_ws == everything[1:]
     assert over_sse == everything[4:]
+
+
+async def test_job_stream_url_outside_the_allow_list_gets_no_connection(
+    spawn_worker: SpawnWorker,
+    http: aiohttp.ClientSession,
+    job_env: dict[str, str],
+) -> None:
+    # Loopback is not listed, so the receiver below is not an allowed target. The job has no
+    # callback (nothing else needs loopback) and comes in over HTTP.
+    w = spawn_worker({**job_env, "WORKER_CALLBACK_ALLOW": "hooks.example.com"})
+    agent_id = await create_agent(http, w.url, "steps", {"steps": 3, "step_delay": "10ms"})
+    async with receiver() as rec:
+        task_id = str(uuid.uuid4())
+        task = {
+            "id": task_id,
+            "type": "agent_execution",
+            "payload": {"agent_id": agent_id, "input": "x"},
+            "stream_url": rec.url,
+        }
+        async with http.post(f"{w.url}/v1/tasks", json=task) as resp:
+            assert resp.status == 202, await resp.text()
+        view = await finished(http, w, task_id)
+        assert view["status"] == "completed", view
+        assert view["result"] == "completed 3 steps for input: x"
+        assert "127.0.0.1" in view["stream_refused"], view
+
+        def refusals() -> list[str]:
+            lines = w.log_text().splitlines()
+            return [line for line in lines if "push refused" in line and task_id in line]
+
+        # The refusal is logged; it is final (never retried), so no connection can follow it.
+        await until(lambda: bool(refusals()))
+        assert "WORKER_CALLBACK_ALLOW" in refusals()[0]
+        assert rec.accepted == 0
+    # The run's frames stay in the log, served as ever.
+    async with http.get(f"{w.url}/v1/tasks/{task_id}/events") as sse:
+        frames = await sse_frames(sse)
+    assert_run(frames)
+    assert frames[-1]["result"] == "completed 3 steps for input: x"

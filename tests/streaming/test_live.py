@@ -9,7 +9,7 @@ import uuid
 import nats as nats_client
 import orjson
 
-from tests.streaming.helpers import assert_run, resolved
+from tests.streaming.helpers import LOOPBACK, assert_run, resolved
 from worker.streaming.frames import PROCESSING, STARTED, Draft
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.streaming.live import header_int
@@ -58,7 +58,7 @@ async def test_live_frames_on_the_shared_connection_take_the_public_api(
 ) -> None:
     nc = await nats_client.connect(nats.url)
     options = StreamOptions(own_live_connection=False)
-    hub = StreamHub(nc=nc, js=nc.jetstream(), service="test", options=options)
+    hub = StreamHub(nc=nc, js=nc.jetstream(), service="test", policy=LOOPBACK, options=options)
     await hub.start()
     try:
         assert hub.live.client is nc

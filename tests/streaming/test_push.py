@@ -8,14 +8,18 @@ import uuid
 
 import nats as nats_client
 import orjson
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.streaming.helpers import assert_run, receiver, resolved
+from tests.streaming.helpers import LOOPBACK, assert_run, receiver, resolved, until
+from tests.streaming.test_hub import collect
 from worker.agents.fake_model import split_tokens
+from worker.outbound.ssrf import CallbackPolicy
 from worker.streaming.hub import StreamHub
 from worker.streaming.push import PushOptions
 from worker.testing import NatsServer, free_port
@@ -99,7 +103,13 @@ async def test_push_span_is_a_child_of_the_job_trace(nats: NatsServer) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     nc = await nats_client.connect(nats.url)
-    hub = StreamHub(nc=nc, js=nc.jetstream(), service="test", tracer=provider.get_tracer("t"))
+    hub = StreamHub(
+        nc=nc,
+        js=nc.jetstream(),
+        service="test",
+        policy=LOOPBACK,
+        tracer=provider.get_tracer("t"),
+    )
     await hub.start()
     try:
         async with receiver() as rec:
@@ -129,3 +139,44 @@ async def test_push_span_is_a_child_of_the_job_trace(nats: NatsServer) -> None:
     connection = spans["agentos.stream push connection"]
     assert connection.parent is not None
     assert connection.parent.span_id == push.context.span_id
+
+
+def _refused_pushes() -> float:
+    value = REGISTRY.get_sample_value(
+        "agentos_stream_push_connections_total", {"service": "test", "outcome": "refused"}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("allow", "host"),
+    [
+        # Loopback not listed: refused before any connection (the URL's literal address).
+        (["hooks.example.com"], "127.0.0.1"),
+        # Any public host allowed, and a name that resolves to loopback: refused by the resolver.
+        (["*"], "localhost"),
+    ],
+)
+async def test_stream_url_the_policy_refuses_gets_no_connection(
+    nats: NatsServer, allow: list[str], host: str
+) -> None:
+    nc = await nats_client.connect(nats.url)
+    hub = StreamHub(nc=nc, js=nc.jetstream(), service="test", policy=CallbackPolicy(allow))
+    await hub.start()
+    refused_before = _refused_pushes()
+    try:
+        async with receiver() as rec:
+            task_id = uuid.uuid4().hex
+            url = rec.url.replace("127.0.0.1", host)
+            agent = resolved("steps", {"steps": 3, "step_delay": "1ms"})
+            result = await hub.run(agent, "x", task_id=task_id, time_limit=10, stream_url=url)
+            # A refusal is final: the pusher ends instead of retrying, so nothing can follow.
+            await until(lambda: hub.pushing == 0)
+            assert rec.accepted == 0
+        assert _refused_pushes() == refused_before + 1
+        # The run went on, and its frames are in the log for any reader.
+        assert result.output == "completed 3 steps for input: x"
+        assert_run(await collect(hub, task_id))
+    finally:
+        await hub.stop()
+        await nc.close()

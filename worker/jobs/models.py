@@ -147,6 +147,8 @@ class TaskRecord(BaseModel):
     agent_id: str = ""
     callback: str | None = None
     stream_url: str | None = None
+    stream_refused: str | None = None
+    """Why the worker does not push this job's frames to ``stream_url`` (the outbound policy)."""
     attempts: int = 0
     worker_id: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -175,6 +177,14 @@ class TaskView(BaseModel):
     error: TaskError | None = None
     execution_time: ReportedDuration | None = None
     cancel_requested: bool = False
+    stream_refused: str | None = Field(
+        None,
+        description=(
+            "Set when the job's stream_url is not an allowed target (WORKER_CALLBACK_ALLOW): "
+            "why no frames are pushed there. The job runs all the same, and its frames are "
+            "served from /v1/tasks/{task_id}/events."
+        ),
+    )
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskView:

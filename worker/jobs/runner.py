@@ -359,6 +359,7 @@ class JobRunner:
             agent_id=task.agent_id,
             callback=task.callback,
             stream_url=task.stream_url,
+            stream_refused=self._policy.push_refusal(task.stream_url),
             attempts=attempt,
             worker_id=self._s.worker_id,
             created_at=stored.record.created_at if stored else now,

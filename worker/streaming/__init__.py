@@ -5,7 +5,7 @@
 - ``feed``: readers on this worker (replay from any ``seq``, then live); ``live``: the NATS
   connection of the live feeds and its fast path; ``outbox``: ``FrameQueue``, a reader's
   bounded queue.
-- ``push``: the WebSocket client for a job's ``stream_url``.
+- ``push``: the WebSocket client for a job's ``stream_url`` (through ``worker.outbound``).
 - ``hub``: ``StreamHub``, what the job runner and the endpoints call.
 - ``handlers``: ``GET /v1/tasks/{task_id}/events`` (WebSocket or SSE),
   ``POST /v1/agents/{agent_id}/stream`` (SSE), ``GET /v1/agents/{agent_id}/ws`` (chat);

@@ -19,6 +19,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from langchain_core.runnables import RunnableConfig
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -29,6 +30,8 @@ from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
 from worker.config import Settings
 from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
+from worker.outbound.session import checked_session
+from worker.outbound.ssrf import CallbackPolicy
 from worker.streaming.agent_events import stream_agent
 from worker.streaming.feed import Fanout, Reader
 from worker.streaming.frames import (
@@ -118,11 +121,14 @@ class StreamHub:
         nc: Client,
         js: JetStreamContext,
         service: str,
+        policy: CallbackPolicy,
         options: StreamOptions | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self.options = options or StreamOptions()
         self.service = service
+        self._policy = policy  # where pushes may connect (the worker's outbound policy)
+        self._push_session: aiohttp.ClientSession | None = None
         self._tracer = tracer  # the push client's spans (default: the global provider's)
         self.log = FrameLog(nc=nc, js=js, stream=self.options.stream, limits=self.options.limits)
         self.live = LiveConnection(shared=nc, own_connection=self.options.own_live_connection)
@@ -132,16 +138,26 @@ class StreamHub:
         """Open server WebSockets, closed with 1001 at shutdown."""
 
     async def start(self) -> None:
-        """Create or update the frames stream (bounded retention) and start the live feeds."""
+        """Create or update the frames stream (bounded retention), start the live feeds and
+        open the push client's session."""
         await self.log.ensure()
         await self.live.start()
         self.fanout.start()
+        opening = self.options.push.open_timeout
+        self._push_session = checked_session(
+            self._policy,
+            # The handshake is bounded; an open WebSocket is not (aiohttp lifts the read bound).
+            timeout=aiohttp.ClientTimeout(total=None, connect=opening, sock_read=opening),
+            limit=0,  # a push holds its connection for the whole run: no pool to wait for
+        )
 
     async def stop(self) -> None:
         """Stop pushing and following."""
         for task in list(self._pushers):
             task.cancel()
         await asyncio.gather(*self._pushers, return_exceptions=True)
+        if self._push_session is not None:
+            await self._push_session.close()
         await self.fanout.stop()
         await self.live.stop()
 
@@ -227,8 +243,11 @@ class StreamHub:
         attempt: asyncio.Future[int],
         traceparent: str | None,
     ) -> None:
+        if self._push_session is None:
+            raise RuntimeError("StreamHub.start() was not called")
         pusher = Pusher(
             fanout=self.fanout,
+            session=self._push_session,
             task_id=task_id,
             url=url,
             attempt=attempt,

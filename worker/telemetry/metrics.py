@@ -221,6 +221,7 @@ STREAM_SLOW_READERS = Counter(
 )
 STREAM_PUSH_CONNECTIONS = Counter(
     "agentos_stream_push_connections_total",
-    "Connections the push client opened to stream_url receivers, by outcome (ok, error).",
+    "Connections the push client opened to stream_url receivers, by outcome (ok, error, "
+    "refused: not an allowed target).",
     ["service", "outcome"],
 )
