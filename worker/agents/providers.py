@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
-from worker.agents.fake_model import ScriptedChatModel
+from worker.agents.fake_model import ScriptedChatModel, ScriptedReply
 from worker.agents.registry import BuildContext
 from worker.durations import GoDuration
 from worker.errors import BadRequest
@@ -38,14 +38,19 @@ BASIC_ANSWER = (
 
 
 class FakeProvider(BaseModel):
-    """langchain-core's fake chat model: scripted replies, deterministic, streamed per token."""
+    """A fake chat model: scripted replies, deterministic, streamed per token, calling tools
+    when a reply says so."""
 
     model_config = ConfigDict(extra="forbid", title="FakeProvider")
     provider: Literal["fake"] = "fake"
-    responses: list[str] = Field(
-        default_factory=lambda: ["Hello! I am a fake model answering from a script."],
+    responses: list[ScriptedReply] = Field(
+        default_factory=lambda: list[ScriptedReply](
+            ["Hello! I am a fake model answering from a script."]
+        ),
         min_length=1,
-        description="Replies, cycled through in order.",
+        description="Replies, cycled through in order: a text answer, or "
+        '`{"tool_calls": [{"name": "calculator", "args": {"expression": "2+2"}}]}` to call '
+        "tools.",
     )
     token_delay: GoDuration = Field(0.0, ge=0, le=10, description="Delay before each token.")
 

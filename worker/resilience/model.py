@@ -11,16 +11,17 @@ token would be reported twice.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.fallbacks import RunnableWithFallbacks
+from langchain_core.tools import BaseTool
 from pydantic import ConfigDict
 
 from worker.resilience.admission import ChainCheck
@@ -58,6 +59,23 @@ class GuardedChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"provider": self.provider, "degraded": self.degraded}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools the way the provider's own model formats them, keeping the guard around
+        every call: the provider's ``bind_tools`` only turns the tools into call arguments,
+        which this model passes on to it."""
+        bound = self.inner.bind_tools(tools, tool_choice=tool_choice, **kwargs)
+        if not isinstance(bound, RunnableBinding) or bound.bound is not self.inner:
+            raise NotImplementedError(
+                f"{self.inner.get_name()}.bind_tools does not bind call arguments"
+            )
+        return self.bind(**bound.kwargs)
 
     def _answered(self, result: ChatResult | None = None) -> None:
         record_answer(self.provider, degraded=self.degraded)
@@ -149,9 +167,10 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
     @property
     def guards(self) -> tuple[ProviderGuard | None, ...]:
         """Each provider's guard, in order; None for a provider that cannot be unavailable."""
-        return tuple(
-            model.guard if isinstance(model, GuardedChatModel) else None for model in self.runnables
-        )
+        # Unwrap bindings: ``bind_tools`` on the chain binds each of its models (see
+        # ``RunnableWithFallbacks.__getattr__``), and the result is still this class.
+        models = (m.bound if isinstance(m, RunnableBinding) else m for m in self.runnables)
+        return tuple(m.guard if isinstance(m, GuardedChatModel) else None for m in models)
 
     def _all_open(self) -> Exception | None:
         """``Unavailable`` when every provider's breaker refuses calls now, else None.
