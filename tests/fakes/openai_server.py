@@ -10,9 +10,12 @@ and steer it over HTTP:
 - ``GET /_fake/stats``: requests received, ``POST /_fake/reset``: back to answering ``ok``.
 
 Modes: ``ok`` (a chat completion, streamed as SSE when asked, after ``delay`` and with
-``token_delay`` between tokens), ``status`` (an OpenAI-style error with ``status`` and, when
-set, ``Retry-After``), ``hang`` (answer nothing for ``hang`` seconds, then close), ``close``
-(drop the connection without a response). Everything listens on loopback only.
+``token_delay`` between tokens; with ``tool_calls`` set, an answer that calls those tools,
+streamed as OpenAI streams them: each call's ``id`` and ``name`` first, then its
+``arguments`` in pieces, ``finish_reason: "tool_calls"``), ``status`` (an OpenAI-style error
+with ``status`` and, when set, ``Retry-After``), ``hang`` (answer nothing for ``hang`` seconds,
+then close), ``close`` (drop the connection without a response). Everything listens on
+loopback only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 Mode = Literal["ok", "status", "hang", "close"]
+ARGUMENT_PIECE = 8  # characters of a tool call's arguments per streamed delta
+
+
+class ToolCall(BaseModel):
+    """A tool the answer calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
 
 
 class Behaviour(BaseModel):
@@ -40,6 +53,9 @@ class Behaviour(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     mode: Mode = "ok"
     reply: str = "Hello from the fake OpenAI server."
+    tool_calls: list[ToolCall] | None = Field(
+        None, description="Call these tools instead of replying (ok mode)."
+    )
     delay: float = Field(0.0, ge=0, le=60, description="Seconds before answering (ok mode).")
     token_delay: float = Field(0.0, ge=0, le=10, description="Seconds between streamed tokens.")
     status: int = Field(500, ge=400, le=599)
@@ -58,6 +74,9 @@ class Seen:
     model: str
     stream: bool
     mode: Mode
+    tools: list[str] = field(default_factory=list)
+    """Names of the tools the request offered."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -138,14 +157,16 @@ class FakeOpenAI:
         how = self._script.popleft() if self._script else self.behaviour
         stream = bool(body.get("stream"))
         model = str(body.get("model", "fake"))
-        self.requests.append(Seen(time.monotonic(), model, stream, how.mode))
+        tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or []]
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        self.requests.append(Seen(time.monotonic(), model, stream, how.mode, tools, messages))
         if how.mode != "ok":
             return await self._fail(request, how)
         if how.delay:
             await asyncio.sleep(how.delay)
         if stream:
             return await self._stream(request, how, model, body)
-        return web.json_response(_completion(how.reply, model))
+        return web.json_response(_completion(how, model))
 
     async def _fail(self, request: web.Request, how: Behaviour) -> web.StreamResponse:
         if how.mode == "status":
@@ -171,19 +192,49 @@ class FakeOpenAI:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-        tokens = [t for t in _split(how.reply) if t]
-        await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
-        for token in tokens:
-            if how.token_delay:
-                await asyncio.sleep(how.token_delay)
-            await _event(resp, _chunk(cid, model, {"content": token}))
-        await _event(resp, _chunk(cid, model, {}, finish="stop"))
+        if how.tool_calls:
+            await self._stream_tool_calls(resp, how, cid, model)
+        else:
+            tokens = [t for t in _split(how.reply) if t]
+            await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
+            for token in tokens:
+                if how.token_delay:
+                    await asyncio.sleep(how.token_delay)
+                await _event(resp, _chunk(cid, model, {"content": token}))
+            await _event(resp, _chunk(cid, model, {}, finish="stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = _usage(how.reply)
             await _event(resp, {**_chunk(cid, model, {}), "choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+    async def _stream_tool_calls(
+        self, resp: web.StreamResponse, how: Behaviour, cid: str, model: str
+    ) -> None:
+        """Each call's id, type and name with empty arguments, then the arguments in pieces
+        (only ``index`` says which call a piece belongs to), as OpenAI streams them."""
+        for index, call in enumerate(how.tool_calls or []):
+            head = {
+                "index": index,
+                "id": call.id or _call_id(),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            delta: dict[str, Any] = {"tool_calls": [head]}
+            if index == 0:
+                delta = {"role": "assistant", "content": None, **delta}
+            await _event(resp, _chunk(cid, model, delta))
+            arguments = orjson.dumps(call.args).decode()
+            for start in range(0, len(arguments), ARGUMENT_PIECE):
+                if how.token_delay:
+                    await asyncio.sleep(how.token_delay)
+                piece = {
+                    "index": index,
+                    "function": {"arguments": arguments[start : start + ARGUMENT_PIECE]},
+                }
+                await _event(resp, _chunk(cid, model, {"tool_calls": [piece]}))
+        await _event(resp, _chunk(cid, model, {}, finish="tool_calls"))
 
     # --- steering over HTTP -----------------------------------------------------------------
 
@@ -244,7 +295,27 @@ def _usage(reply: str) -> dict[str, int]:
     return {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
 
 
-def _completion(reply: str, model: str) -> dict[str, Any]:
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _completion(how: Behaviour, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": how.reply}
+    finish = "stop"
+    if how.tool_calls:
+        finish = "tool_calls"
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id or _call_id(),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": orjson.dumps(call.args).decode()},
+                }
+                for call in how.tool_calls
+            ],
+        }
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
@@ -253,12 +324,12 @@ def _completion(reply: str, model: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": finish,
                 "logprobs": None,
             }
         ],
-        "usage": _usage(reply),
+        "usage": _usage(how.reply),
     }
 
 
