@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from worker.config import Settings
+from worker.config import ConfigError, Settings
 from worker.server import running_worker
 from worker.telemetry import tracing
 from worker.telemetry.logs import configure_logging, get_logger
@@ -40,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop  # noqa: PLC0415 - optional: not built for every platform
     except ImportError:  # pragma: no cover - Windows
-        asyncio.run(serve(settings))
+        run = asyncio.run
     else:
-        uvloop.run(serve(settings))
+        run = uvloop.run
+    try:
+        run(serve(settings))
+    except ConfigError as exc:  # an import path that does not import, found at start
+        raise SystemExit(f"agentos-worker: invalid configuration\n  {exc}") from None
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import sys
 import uuid
@@ -15,7 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.durations import SettingDuration
@@ -32,6 +41,49 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+class ConfigError(Exception):
+    """A setting's value cannot be used, found at start after parsing (an import path that
+    does not import). The message names the variable and the entry; start-up stops."""
+
+
+_IMPORT_REF = re.compile(
+    r"^(?P<name>[A-Za-z0-9_-]{1,64})=(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+    r":(?P<attribute>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
+)
+
+
+class ImportRef(BaseModel):
+    """One ``name=package.module:attribute`` entry of a list setting (``WORKER_AGENT_TYPES``)."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    module: str
+    attribute: str
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.module}:{self.attribute}"
+
+
+def _import_refs(value: object) -> object:
+    entries = _split_csv(value)
+    if not isinstance(entries, list):
+        return entries
+    refs: list[object] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            refs.append(entry)
+            continue
+        match = _IMPORT_REF.match(entry.replace(" ", ""))
+        if match is None:
+            raise ValueError(f"entry {entry!r} is not name=package.module:attribute")
+        refs.append(match.groupdict())
+    names = [r["name"] if isinstance(r, dict) else getattr(r, "name", None) for r in refs]
+    twice = sorted({n for n in names if names.count(n) > 1 and n is not None})
+    if twice:
+        raise ValueError(f"name {twice[0]!r} is given twice")
+    return refs
 
 
 class Settings(BaseSettings):
@@ -85,6 +137,18 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="Log every HTTP request (errors always are).")
     demo_agents: bool = Field(
         False, description="Create the demo agents (demo-echo, demo-chat, demo-steps) at start."
+    )
+
+    # --- agents and their tools -------------------------------------------------------------
+    agent_types: Annotated[list[ImportRef], NoDecode] = Field(
+        default_factory=list,
+        description="Extra agent types, comma-separated `name=package.module:attribute`: each "
+        "attribute a LangChain Runnable (a compiled LangGraph graph) or an AgentType.",
+    )
+    tools: Annotated[list[ImportRef], NoDecode] = Field(
+        default_factory=list,
+        description="Extra tools for the `agent` type, comma-separated "
+        "`name=package.module:attribute`: each a LangChain tool or a documented function.",
     )
 
     # --- NATS -----------------------------------------------------------------------------
@@ -245,6 +309,11 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("agent_types", "tools", mode="before")
+    @classmethod
+    def _refs(cls, value: object) -> object:
+        return _import_refs(value)
 
     @field_validator("callback_allow")
     @classmethod

@@ -19,6 +19,7 @@ from worker.agents.demo import create_demo_agents
 from worker.agents.registry import AgentTypeRegistry, BuildContext
 from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
+from worker.agents.tools import ToolRegistry
 from worker.broker.connection import Broker
 from worker.broker.embedded import EmbeddedNats, find_nats_server
 from worker.config import Settings
@@ -61,7 +62,14 @@ async def running_worker(
     registry: AgentTypeRegistry | None = None,
     shutdown_timeout: float = 10.0,
 ) -> AsyncIterator[RunningWorker]:
-    """Start a worker for ``settings``; stop it, in reverse order, on exit."""
+    """Start a worker for ``settings``; stop it, in reverse order, on exit.
+
+    Raises ``ConfigError`` before starting anything when an import path of the settings
+    (``WORKER_TOOLS``) cannot be used.
+    """
+    # What the agents are made of comes first: a bad entry stops start-up before any part runs.
+    registry = registry or AgentTypeRegistry.discover()
+    tools = ToolRegistry.discover(settings.tools)
     async with contextlib.AsyncExitStack() as stack:
         loop = asyncio.get_running_loop()
         # Runnables without an async implementation run in LangChain's executor, which is the
@@ -84,7 +92,6 @@ async def running_worker(
         await broker.connect(nats_url, name=f"agentos-worker:{settings.worker_id}")
         stack.push_async_callback(broker.close)
 
-        registry = registry or AgentTypeRegistry.discover()
         # One set of provider breakers for the whole worker, shared by every agent's model.
         resilience = Resilience(
             fail_max=settings.provider_breaker_fail_max,
@@ -104,6 +111,7 @@ async def running_worker(
                 ),
                 openai_base_url=settings.openai_base_url,
                 resilience=resilience,
+                tools=tools,
             ),
             bucket=settings.agents_bucket,
             replicas=settings.kv_replicas,

@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from worker.agents.tools import ToolRegistry
 from worker.errors import BadRequest
 from worker.resilience.admission import AdmissionRecorder
 from worker.resilience.model import ProviderChain
@@ -32,6 +33,8 @@ class BuildContext:
     openai_base_url: str | None = None
     resilience: Resilience = field(default_factory=Resilience)
     """Breakers shared by the worker's agents, and the default retry and breaker settings."""
+    tools: ToolRegistry = field(default_factory=ToolRegistry.builtin)
+    """The tools agents may be given by name (built-ins, plugins, ``WORKER_TOOLS``)."""
     admission: AdmissionRecorder | None = None
     """Set by the store while it builds one agent: what ``requires`` records (None: nobody
     asked, as when a type is built only to validate its config)."""
