@@ -105,3 +105,10 @@ class AgentFailed(WorkerError):
 
     status = 502
     code = "agent_error"
+
+
+class AgentIterationLimit(AgentFailed):
+    """A tool-calling agent wanted more model calls than its ``max_iterations``: the run
+    failed like any other agent failure (502), and sending it again would likely fail again."""
+
+    code = "agent_iteration_limit"

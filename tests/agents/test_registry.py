@@ -11,12 +11,12 @@ from worker.errors import BadRequest
 
 def test_builtins_are_registered() -> None:
     registry = AgentTypeRegistry.discover()
-    assert {"echo", "chat", "steps"} <= set(registry.names())
+    assert {"echo", "chat", "steps", "agent"} <= set(registry.names())
 
 
 def test_unknown_type_is_a_400_naming_the_known_ones() -> None:
     registry = AgentTypeRegistry.discover()
-    with pytest.raises(BadRequest, match="unknown agent type 'wizard'; known: chat") as info:
+    with pytest.raises(BadRequest, match="unknown agent type 'wizard'; known: agent, chat") as info:
         registry.get("wizard")
     assert info.value.code == "unknown_agent_type"
 
