@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from worker.agents.demo import create_demo_agents
+from worker.agents.from_runnable import register_agent_types
 from worker.agents.registry import AgentTypeRegistry, BuildContext
 from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
@@ -65,10 +66,12 @@ async def running_worker(
     """Start a worker for ``settings``; stop it, in reverse order, on exit.
 
     Raises ``ConfigError`` before starting anything when an import path of the settings
-    (``WORKER_TOOLS``) cannot be used.
+    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``) cannot be used.
     """
     # What the agents are made of comes first: a bad entry stops start-up before any part runs.
-    registry = registry or AgentTypeRegistry.discover()
+    if registry is None:
+        registry = AgentTypeRegistry.discover()
+        register_agent_types(registry, settings.agent_types)
     tools = ToolRegistry.discover(settings.tools)
     async with contextlib.AsyncExitStack() as stack:
         loop = asyncio.get_running_loop()

@@ -152,7 +152,7 @@ def test_worker_tools_adds_import_paths_and_names_a_bad_entry() -> None:
     assert {"calculator", "current_time", "shout", "speller"} <= set(registry.names())
 
     bad = {
-        "nope=tests.agents.no_such_module:x": "cannot import 'tests.agents.no_such_module'",
+        "nope=tests.agents.no_such_module:x": "no module named 'tests.agents.no_such_module'",
         f"nope={__name__}:missing": "has no attribute 'missing'",
         f"nope={__name__}:NOT_A_TOOL": "int is neither a LangChain tool nor a function",
         f"nope={__name__}:undocumented": "docstring",

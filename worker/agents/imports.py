@@ -17,7 +17,7 @@ def load(ref: ImportRef, *, setting: str) -> Any:
     try:
         target: Any = importlib.import_module(ref.module)
     except Exception as exc:  # the user's module may fail in any way while importing
-        raise invalid(ref, setting, f"cannot import {ref.module!r}: {_describe(exc)}") from exc
+        raise invalid(ref, setting, _describe(ref.module, exc)) from exc
     for part in ref.attribute.split("."):
         try:
             target = getattr(target, part)
@@ -32,7 +32,8 @@ def invalid(ref: ImportRef, setting: str, reason: str) -> ConfigError:
     return ConfigError(f"{ENV_PREFIX}{setting.upper()}: entry {str(ref)!r}: {reason}")
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ModuleNotFoundError):
-        return f"no module named {exc.name!r}"
-    return f"{type(exc).__name__}: {exc}"
+def _describe(module: str, exc: Exception) -> str:
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing and (module == missing or module.startswith(missing + ".")):
+        return f"no module named {missing!r}"  # the module itself (or its package) is missing
+    return f"importing {module!r} failed: {type(exc).__name__}: {exc}"
