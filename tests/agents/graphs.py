@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired
 
 from langchain_core.runnables import ConfigurableField, RunnableLambda
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
@@ -45,6 +45,25 @@ _builder.add_edge(START, "greet")
 _builder.add_edge("greet", "shout")
 _builder.add_edge("shout", END)
 graph = _builder.compile()
+
+
+# The README's example, word for word.
+@dataclass
+class Team:  # the agent's config, e.g. {"name": "billing"}
+    name: str = "support"
+
+
+def answer(state: MessagesState, runtime: Runtime[Team]) -> dict[str, Any]:
+    question = state["messages"][-1].content
+    return {"messages": [("ai", f"The {runtime.context.name} team got: {question}")]}
+
+
+support = (
+    StateGraph(MessagesState, context_schema=Team)
+    .add_node(answer)
+    .add_edge(START, "answer")
+    .compile()
+)
 
 # A plain Runnable with a configurable field: its config schema comes from that field.
 talker = ScriptedChatModel(responses=["scripted"]).configurable_fields(

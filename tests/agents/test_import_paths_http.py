@@ -13,6 +13,7 @@ from tests.conftest import ROOT, SpawnWorker
 from tests.http.helpers import assert_error, call
 
 AGENT_TYPES = (
+    "support=tests.agents.graphs:support,"
     "greeter=tests.agents.graphs:graph,"
     "backwards=tests.agents.graphs:backwards,"
     "parrot=tests.agents.graphs:ECHO_TYPE"
@@ -32,7 +33,7 @@ async def test_a_graph_registered_by_import_path_runs_over_http(
     w = spawn_worker(ENV)
     _, listed, _ = await call(http, "GET", w.url + "/v1/agent-types")
     types = {t["name"]: t for t in listed["agent_types"]}
-    assert {"greeter", "backwards", "parrot", "agent", "chat"} <= set(types)
+    assert {"support", "greeter", "backwards", "parrot", "agent", "chat"} <= set(types)
     greeter = types["greeter"]
     assert greeter["input_schema"]["required"] == ["name"]
     assert set(greeter["config_schema"]["properties"]) == {"salutation", "punctuation"}
@@ -58,6 +59,23 @@ async def test_a_graph_registered_by_import_path_runs_over_http(
     )
     assert_error(status, err, headers, expect=400, code="validation_error")
     assert err["error"]["details"][0]["field"] == "config.tone"
+
+    # The README's example: a MessagesState graph, messages in either JSON form.
+    support = await create(http, w.url, {"type": "support", "config": {"name": "billing"}})
+    question = {"messages": [{"role": "user", "content": "My invoice is wrong"}]}
+    status, out, _ = await call(
+        http, "POST", f"{w.url}/v1/agents/{support}/invoke", json={"input": question}
+    )
+    assert status == 200, out
+    assert [(m["type"], m["content"]) for m in out["output"]["messages"]] == [
+        ("human", "My invoice is wrong"),
+        ("ai", "The billing team got: My invoice is wrong"),
+    ]
+    status, err, headers = await call(
+        http, "POST", f"{w.url}/v1/agents/{support}/invoke", json={"input": {"messages": "hi"}}
+    )
+    assert_error(status, err, headers, expect=400, code="validation_error")
+    assert err["error"]["details"][0]["field"] == "input.messages"
 
     backwards = await create(http, w.url, {"type": "backwards"})
     status, out, _ = await call(

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 from langchain_core.runnables import Runnable
 from langgraph.pregel import Pregel
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -35,6 +35,14 @@ log = get_logger(__name__)
 MAX_DETAILS = 20
 MAX_MESSAGE = 300
 ANY_SCHEMA: dict[str, Any] = {}
+
+# ``oneOf`` checked as ``anyOf``: pydantic writes a discriminated union (a graph's message list)
+# as ``oneOf`` plus OpenAPI's ``discriminator``, which JSON Schema ignores, so a message matching
+# several members ({"role": "user", "content": ...} fits ChatMessage and more) would be refused,
+# while LangChain accepts it. A value must still match at least one member.
+Validator = validators.extend(
+    Draft202012Validator, {"oneOf": Draft202012Validator.VALIDATORS["anyOf"]}
+)
 
 
 class NoConfig(BaseModel):
@@ -98,13 +106,13 @@ class RunnableAgentType(AgentType):
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
     config_schema: dict[str, Any]
-    _input_check: Draft202012Validator = field(init=False, repr=False, compare=False)
-    _config_check: Draft202012Validator = field(init=False, repr=False, compare=False)
+    _input_check: Any = field(init=False, repr=False, compare=False)
+    _config_check: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "_input_check", Draft202012Validator(self.input_schema))
-        object.__setattr__(self, "_config_check", Draft202012Validator(_closed(self.config_schema)))
+        object.__setattr__(self, "_input_check", Validator(self.input_schema))
+        object.__setattr__(self, "_config_check", Validator(_closed(self.config_schema)))
 
     def parse_input(self, value: Any) -> Any:
         """Check ``value`` against the input schema (400 with the failing fields)."""
@@ -189,7 +197,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _check(validator: Draft202012Validator, value: Any, *, prefix: str, what: str) -> None:
+def _check(validator: Any, value: Any, *, prefix: str, what: str) -> None:
     details: list[dict[str, str]] = []
     for err in validator.iter_errors(value):
         path = [prefix, *(str(p) for p in err.absolute_path)]
