@@ -55,6 +55,22 @@ def test_thread_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings.load(["--thread-retention", "10s", "--thread-lease-ttl", "10s"])
 
 
+def test_import_paths_are_parsed_from_the_variable_and_the_flag(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORKER_AGENT_TYPES", "support=mypkg.agents:graph, triage=mypkg.t:AGENT")
+    s = Settings.load(["--tools", "lookup=mypkg.tools:lookup"])
+    assert [str(r) for r in s.agent_types] == [
+        "support=mypkg.agents:graph",
+        "triage=mypkg.t:AGENT",
+    ]
+    assert (s.tools[0].name, s.tools[0].module, s.tools[0].attribute) == (
+        "lookup",
+        "mypkg.tools",
+        "lookup",
+    )
+
+
 def test_settings_are_frozen() -> None:
     s = Settings.load([])
     with pytest.raises(ValueError, match="frozen"):
@@ -71,6 +87,11 @@ def test_settings_are_frozen() -> None:
         ({"WORKER_LOG_LEVEL": "loud"}, "WORKER_LOG_LEVEL"),
         ({"WORKER_THREAD_RETENTION": "forever"}, "WORKER_THREAD_RETENTION"),
         ({"WORKER_HTTP_HOST": "0.0.0.0"}, "WORKER_AUTH_TOKENS"),
+        ({"WORKER_AGENT_TYPES": "support=mypkg"}, "entry 'support=mypkg' is not name="),
+        ({"WORKER_TOOLS": "a=m:x,a=m:y"}, "WORKER_TOOLS / --tools: name 'a' is given twice"),
+        # Well-formed but not importable: found at start, before anything runs.
+        ({"WORKER_AGENT_TYPES": "s=no_such_pkg.mod:g"}, "no module named 'no_such_pkg'"),
+        ({"WORKER_TOOLS": "t=worker.config:nothing"}, "has no attribute 'nothing'"),
     ],
 )
 def test_bad_value_stops_start_with_the_variable_named(env: dict[str, str], needle: str) -> None:
