@@ -47,6 +47,16 @@ _builder.add_edge("shout", END)
 graph = _builder.compile()
 
 
+class Pair(TypedDict):
+    """Two required keys."""
+
+    left: str
+    right: str
+
+
+pair = StateGraph(Pair).add_node("noop", lambda _: {}).add_edge(START, "noop").compile()
+
+
 # The README's example, word for word.
 @dataclass
 class Team:  # the agent's config, e.g. {"name": "billing"}

@@ -43,6 +43,10 @@ def test_a_graph_input_or_config_that_does_not_validate_is_a_400_naming_the_fiel
         (greeter.parse_config, {"colour": "red"}, "config.colour", "('colour' was unexpected)"),
         (greeter.parse_config, {"punctuation": 1}, "config.punctuation", "1 is not of type"),
     ]
+    with pytest.raises(BadRequest) as info:
+        runnable_type("pair", graphs.pair).parse_input({})
+    assert [d["field"] for d in info.value.details] == ["input.left", "input.right"]
+
     for parse, value, field, message in cases:
         with pytest.raises(BadRequest) as info:
             parse(value)

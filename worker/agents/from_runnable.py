@@ -34,7 +34,6 @@ from worker.telemetry.logs import get_logger
 log = get_logger(__name__)
 MAX_DETAILS = 20
 MAX_MESSAGE = 300
-ANY_SCHEMA: dict[str, Any] = {}
 
 # ``oneOf`` checked as ``anyOf``: pydantic writes a discriminated union (a graph's message list)
 # as ``oneOf`` plus OpenAPI's ``discriminator``, which JSON Schema ignores, so a message matching
@@ -186,8 +185,8 @@ def _schema(name: str, what: str, make: Any) -> dict[str, Any]:
             schema=what,
             error=f"{type(exc).__name__}: {exc}",
         )
-        return dict(ANY_SCHEMA)
-    return dict(schema or ANY_SCHEMA)
+        return {}
+    return dict(schema or {})
 
 
 def _closed(schema: dict[str, Any]) -> dict[str, Any]:
@@ -212,8 +211,9 @@ def _keys_at_fault(err: ValidationError) -> list[str]:
     """The keys a missing-key or unknown-key error is about, so the field names them."""
     if not isinstance(err.instance, dict):
         return []
-    if err.validator == "required":
-        return [k for k in err.validator_value if k not in err.instance][:1]
+    if err.validator == "required":  # one error per missing key, named only in its message
+        missing = [str(k) for k in err.validator_value if k not in err.instance]
+        return [k for k in missing if err.message.startswith(repr(k))][:1]
     if err.validator == "additionalProperties" and err.validator_value is False:
         known = err.schema.get("properties", {})
         return sorted(str(k) for k in err.instance if k not in known)

@@ -229,24 +229,23 @@ def build(config: AgentConfig, ctx: BuildContext) -> Runnable[Any, str]:
     graph = build_graph(config, ctx)
     limit = config.max_iterations
 
-    def failed(exc: Exception) -> AgentIterationLimit:
+    def failed() -> AgentIterationLimit:
         return AgentIterationLimit(
-            f"the agent was still calling tools after {limit} model calls (max_iterations)",
-            details={"max_iterations": limit},
+            f"the agent was still calling tools after {limit} model calls (max_iterations)"
         )
 
     async def arun(value: Any, config: RunnableConfig) -> str:
         try:
             state = await graph.ainvoke({"messages": _messages(value)}, config)
         except (ModelCallLimitExceededError, GraphRecursionError) as exc:
-            raise failed(exc) from exc
+            raise failed() from exc
         return answer(state["messages"])
 
     def run(value: Any, config: RunnableConfig) -> str:
         try:
             state = graph.invoke({"messages": _messages(value)}, config)
         except (ModelCallLimitExceededError, GraphRecursionError) as exc:
-            raise failed(exc) from exc
+            raise failed() from exc
         return answer(state["messages"])
 
     return RunnableLambda(run, afunc=arun, name="agent")
