@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from worker.agents.agent_type import BuildContext
 from worker.agents.demo import create_demo_agents
 from worker.agents.from_runnable import register_agent_types
-from worker.agents.registry import AgentTypeRegistry, BuildContext
+from worker.agents.registry import AgentTypeRegistry
 from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
 from worker.agents.tools import ToolRegistry

@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.agents.registry import AgentTypeRegistry, BuildContext
+from worker.agents.agent_type import BuildContext
+from worker.agents.registry import AgentTypeRegistry
 from worker.agents.store import AgentRecord, ResolvedAgent
 from worker.resilience import AdmissionRecorder
 

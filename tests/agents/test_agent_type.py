@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from tests.agents.helpers import REGISTRY, local_agent
 from worker.agents import runtime
-from worker.agents.registry import BuildContext
+from worker.agents.agent_type import BuildContext
 from worker.agents.tools import ToolRegistry, as_tool
 from worker.agents.types.agent import AgentConfig, build_graph
 from worker.errors import AgentIterationLimit, BadRequest

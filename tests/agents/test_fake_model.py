@@ -6,9 +6,9 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from tests.agents.helpers import REGISTRY
+from worker.agents.agent_type import BuildContext
 from worker.agents.fake_model import ScriptedChatModel, ToolCallReply
 from worker.agents.providers import OpenAIProvider, build_provider
-from worker.agents.registry import BuildContext
 from worker.agents.tools.calculator import calculator_tool
 from worker.resilience import provider_chain
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from tests.agents import graphs
+from worker.agents.agent_type import BuildContext
 from worker.agents.from_runnable import register_agent_types, runnable_type
-from worker.agents.registry import AgentTypeRegistry, BuildContext
+from worker.agents.registry import AgentTypeRegistry
 from worker.config import ConfigError, ImportRef
 from worker.errors import BadRequest
 

@@ -10,7 +10,8 @@ import nats as nats_py
 import pytest
 from nats.aio.client import Client
 
-from worker.agents.registry import AgentTypeRegistry, BuildContext
+from worker.agents.agent_type import BuildContext
+from worker.agents.registry import AgentTypeRegistry
 from worker.agents.store import AgentStore, merge_patch
 from worker.errors import BadRequest, Conflict, NotFound
 from worker.testing import NatsServer

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.agents.helpers import REGISTRY, local_agent
 from tests.fakes.openai_server import FakeOpenAI
-from worker.agents.registry import BuildContext
+from worker.agents.agent_type import BuildContext
 from worker.agents.store import ResolvedAgent
 from worker.resilience import Resilience, RetryPolicy
 

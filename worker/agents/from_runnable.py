@@ -25,8 +25,9 @@ from langchain_core.runnables import Runnable
 from langgraph.pregel import Pregel
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from worker.agents.agent_type import AgentType, BuildContext, Builder
 from worker.agents.imports import invalid, load
-from worker.agents.registry import AgentType, AgentTypeRegistry, BuildContext, Builder
+from worker.agents.registry import AgentTypeRegistry
 from worker.config import ImportRef
 from worker.errors import BadRequest
 from worker.telemetry.logs import get_logger

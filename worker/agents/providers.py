@@ -23,8 +23,8 @@ from pydantic import (
     ValidationError,
 )
 
+from worker.agents.agent_type import BuildContext
 from worker.agents.fake_model import ScriptedChatModel, ScriptedReply
-from worker.agents.registry import BuildContext
 from worker.durations import GoDuration
 from worker.errors import BadRequest
 from worker.resilience import GuardedChatModel

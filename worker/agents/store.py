@@ -28,7 +28,8 @@ from nats.js.errors import (
 )
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from worker.agents.registry import AgentType, AgentTypeRegistry, BuildContext
+from worker.agents.agent_type import AgentType, BuildContext
+from worker.agents.registry import AgentTypeRegistry
 from worker.errors import Conflict, NotFound
 from worker.resilience.admission import Admission, AdmissionRecorder
 from worker.telemetry.logs import get_logger

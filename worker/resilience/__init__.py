@@ -6,6 +6,7 @@ transient errors, and fallback chains that degrade to a basic answer.
 - ``guard``: retry -> breaker -> call for one provider, with metrics and a span per attempt.
 - ``model``: the guarded chat model and the chain of providers (LangChain fallbacks).
 - ``failures``: the one error a caller sees when every provider of a chain failed or refuses.
+- ``chain_check``: whether one chain can answer now, from its breakers alone.
 - ``admission``: refuse a run before it starts when a chain it needs cannot answer.
 - ``registry``: the worker's breakers, shared by every agent naming the same endpoint.
 - ``scope``: the run's deadline and which provider answered, shared with the caller.

@@ -24,7 +24,7 @@ from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict
 
-from worker.resilience.admission import ChainCheck
+from worker.resilience.chain_check import ChainCheck
 from worker.resilience.failures import ProviderFailure, exhausted
 from worker.resilience.guard import ProviderGuard
 from worker.resilience.scope import record_answer

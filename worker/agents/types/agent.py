@@ -45,8 +45,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.providers import build_provider
-from worker.agents.registry import AgentType, BuildContext
 from worker.agents.types.chat import ChatConfig
 from worker.errors import AgentIterationLimit, WorkerError
 from worker.resilience import ProviderChain, provider_chain

@@ -14,8 +14,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.providers import FakeProvider, ProviderSpec, build_provider
-from worker.agents.registry import AgentType, BuildContext
 from worker.resilience import provider_chain
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict
 
-from worker.agents.registry import AgentType, BuildContext
+from worker.agents.agent_type import AgentType, BuildContext
 
 
 class EchoConfig(BaseModel):

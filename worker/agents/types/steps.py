@@ -13,7 +13,7 @@ from langchain_core.callbacks.manager import adispatch_custom_event
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.agents.registry import AgentType, BuildContext
+from worker.agents.agent_type import AgentType, BuildContext
 from worker.durations import GoDuration
 
 PROGRESS_EVENT = "agentos.progress"
