@@ -19,13 +19,13 @@ from worker.agents.agent_type import BuildContext
 from worker.agents.demo import create_demo_agents
 from worker.agents.from_runnable import register_agent_types
 from worker.agents.registry import AgentTypeRegistry
-from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
 from worker.agents.tools import ToolRegistry
 from worker.broker.connection import Broker
 from worker.broker.embedded import EmbeddedNats, find_nats_server
 from worker.config import Settings
 from worker.http.app import build_app
+from worker.http.limiter import InvocationLimiter
 from worker.http.state import Services
 from worker.jobs.service import running_jobs
 from worker.outbound.ssrf import CallbackPolicy

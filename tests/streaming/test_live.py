@@ -10,10 +10,10 @@ import nats as nats_client
 import orjson
 
 from tests.streaming.helpers import LOOPBACK, assert_run, resolved
+from worker.http.sockets import SendWatch
 from worker.streaming.frames import PROCESSING, STARTED, Draft
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.streaming.live import header_int
-from worker.streaming.sockets import SendWatch
 from worker.testing import NatsServer
 
 REPUBLISHED = (

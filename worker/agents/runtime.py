@@ -1,4 +1,4 @@
-"""Running an agent: a deadline, a bound on concurrent runs, metrics, and error mapping."""
+"""Running an agent: a deadline, metrics, and error mapping."""
 
 from __future__ import annotations
 
@@ -7,22 +7,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
 from worker.agents.store import ResolvedAgent
-from worker.errors import AgentFailed, DeadlineExceeded, Overloaded, WorkerError
+from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
 from worker.resilience.scope import run_scope
 from worker.telemetry.logs import get_logger
-from worker.telemetry.metrics import (
-    AGENT_INVOCATION_DURATION,
-    AGENT_INVOCATIONS,
-    HTTP_IN_FLIGHT,
-    HTTP_QUEUED,
-    HTTP_REJECTED,
-    labelled,
-)
+from worker.telemetry.metrics import AGENT_INVOCATION_DURATION, AGENT_INVOCATIONS, labelled
 
 log = get_logger(__name__)
 
@@ -38,66 +31,6 @@ class RunResult:
     """The model provider that produced the answer, when a model did."""
     degraded: bool = False
     """True when a fallback or the ``basic`` provider answered."""
-
-
-class InvocationLimiter:
-    """At most ``limit`` runs at once; up to ``queue`` more wait for a slot, first come first
-    served, for no longer than they were told; past that a caller is turned away at once (503
-    with ``Retry-After``).
-
-    The short queue lets a burst (a thousand connections at once) be served rather than
-    refused; its bound and the wait limit keep latency honest, since a Go client with a breaker
-    and a second worker does better with a fast 503 than with a request parked for long.
-    """
-
-    def __init__(self, limit: int, *, queue: int = 0, service: str) -> None:
-        self._limit = limit
-        self._queue = queue
-        self._slots = asyncio.Semaphore(limit)
-        self._running = 0
-        self._waiting = 0
-        self._service = service
-        # Read when scraped, not written on every request.
-        HTTP_IN_FLIGHT.labels(service).set_function(lambda: self._running)
-        HTTP_QUEUED.labels(service).set_function(lambda: self._waiting)
-
-    @property
-    def running(self) -> int:
-        """Runs in progress now."""
-        return self._running
-
-    async def acquire(self, wait: float) -> float:
-        """Take a slot, waiting up to ``wait`` seconds for one; return the seconds waited.
-
-        Raises ``Overloaded`` when the queue is full or the wait runs out.
-        """
-        if not self._slots.locked():  # a slot is free and nobody is waiting for one
-            await self._slots.acquire()  # returns at once
-            self._running += 1
-            return 0.0
-        if wait <= 0 or self._waiting >= self._queue:
-            self._reject(f"worker is at its limit of {self._limit} concurrent invocations")
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(wait):
-                await self._slots.acquire()
-        except TimeoutError:
-            self._reject(f"no invocation slot became free within {wait:g}s")
-        finally:
-            self._waiting -= 1
-        self._running += 1
-        return loop.time() - start
-
-    def release(self) -> None:
-        """Give the slot back (to the first waiter, if any)."""
-        self._running -= 1
-        self._slots.release()
-
-    def _reject(self, message: str) -> NoReturn:
-        HTTP_REJECTED.labels(self._service, "overloaded").inc()
-        raise Overloaded(message, retry_after=1)
 
 
 Work = Callable[[RunnableConfig], Awaitable[Any]]

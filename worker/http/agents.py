@@ -8,7 +8,6 @@ from opentelemetry import trace
 from worker.agents import runtime
 from worker.agents.store import AgentRecord
 from worker.durations import seconds_to_go
-from worker.errors import BadRequest
 from worker.gojson import dumps
 from worker.http.middleware import read_json
 from worker.http.openapi import Handler, Operation
@@ -123,15 +122,8 @@ async def invoke_agent(request: web.Request) -> web.Response:
     agent = await svc.store.resolve(request.match_info["agent_id"])
     _annotate(agent.record)
     value = agent.agent_type.parse_input(given)
-    if deadline is not None and deadline <= 0:
-        raise BadRequest("timeout must be positive", code="validation_error")
-    timeout = min(deadline or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
-    # Waiting for a slot counts against the caller's deadline.
-    timeout -= await svc.limiter.acquire(timeout)
-    try:
-        result = await runtime.invoke(agent, value, time_limit=timeout)
-    finally:
-        svc.limiter.release()
+    async with svc.limiter.slot(svc.time_limit(deadline)) as remaining:
+        result = await runtime.invoke(agent, value, time_limit=remaining)
     # The InvokeResponse shape, written directly: every value is already checked, and a model
     # built only to be serialised costs more than the rest of this handler.
     answer = {

@@ -6,16 +6,16 @@ import orjson
 from aiohttp import web
 
 from worker.asyncapi import build_asyncapi
-from worker.http import agents, system, tasks
+from worker.http import agents, chat, streams, system, tasks
 from worker.http.middleware import build_middleware
 from worker.http.openapi import Handler, Operation, build_openapi
 from worker.http.state import SERVICES, Services
-from worker.streaming import handlers as streaming
 
 ROUTES: list[tuple[Operation, Handler]] = [
     *agents.ROUTES,
     *tasks.ROUTES,
-    *streaming.ROUTES,
+    *streams.ROUTES,
+    *chat.ROUTES,
     *system.ROUTES,
 ]
 
@@ -62,7 +62,7 @@ def build_app(services: Services) -> web.Application:
         ],
     )
     app[SERVICES] = services
-    app.on_shutdown.append(streaming.on_shutdown)
+    app.on_shutdown.append(streams.on_shutdown)
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler)
     spec = orjson.dumps(openapi_document())

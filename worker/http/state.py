@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from worker.agents.registry import AgentTypeRegistry
-from worker.agents.runtime import InvocationLimiter
 from worker.agents.store import AgentStore
 from worker.broker.connection import Broker
 from worker.config import Settings
+from worker.errors import BadRequest
 from worker.gojson import dumps
+from worker.http.limiter import InvocationLimiter
 from worker.jobs.service import Jobs
 from worker.resilience import Resilience
 from worker.streaming.hub import StreamHub
@@ -31,6 +32,13 @@ class Services:
     streams: StreamHub | None = None
     resilience: Resilience = field(default_factory=Resilience)
     draining: bool = False
+
+    def time_limit(self, requested: float | None) -> float:
+        """A run's deadline in seconds: the caller's, else ``WORKER_INVOKE_TIMEOUT``, never past
+        ``WORKER_MAX_INVOKE_TIMEOUT`` (400 for a deadline that is not positive)."""
+        if requested is not None and requested <= 0:
+            raise BadRequest("timeout must be positive", code="validation_error")
+        return min(requested or self.settings.invoke_timeout, self.settings.max_invoke_timeout)
 
 
 SERVICES = web.AppKey("services", Services)

@@ -6,8 +6,9 @@
   connection of the live feeds and its fast path; ``outbox``: ``FrameQueue``, a reader's
   bounded queue.
 - ``push``: the WebSocket client for a job's ``stream_url`` (through ``worker.outbound``).
-- ``hub``: ``StreamHub``, what the job runner and the endpoints call.
-- ``handlers``: ``GET /v1/tasks/{task_id}/events`` (WebSocket or SSE),
-  ``POST /v1/agents/{agent_id}/stream`` (SSE), ``GET /v1/agents/{agent_id}/ws`` (chat);
-  ``sockets``: the pumps, close codes and errors they share.
+- ``hub``: ``StreamHub``, what the job runner and the HTTP door's endpoints call.
+- ``schemas``: the wire models of frames and of the chat socket's messages.
+
+Nothing here speaks HTTP: the endpoints that serve frames over WebSocket and SSE are the HTTP
+door's (``worker.http.streams``, ``worker.http.chat``, ``worker.http.sockets``).
 """

@@ -1,5 +1,5 @@
-"""The streaming endpoints: a task's frames (WebSocket or SSE), a streamed invocation (SSE),
-and the interactive chat socket."""
+"""The streaming endpoints: a task's frames (WebSocket or SSE) and a streamed invocation (SSE);
+the helpers the chat socket (``chat``) shares with them."""
 
 from __future__ import annotations
 
@@ -8,22 +8,20 @@ import contextlib
 import uuid
 from typing import Any
 
-import orjson
 from aiohttp import WSMsgType, web
 from aiohttp_sse import EventSourceResponse, sse_response
-from pydantic import ValidationError
 
 from worker.agents.store import ResolvedAgent
-from worker.errors import BadRequest, NotFound, Unavailable, WorkerError
+from worker.errors import BadRequest, NotFound, Unavailable
+from worker.http import sockets
 from worker.http.middleware import REQUEST_ID, read_json
 from worker.http.openapi import Handler, Operation
 from worker.http.schemas import InvokeRequest
 from worker.http.state import SERVICES, Services, services
-from worker.streaming import sockets
 from worker.streaming.feed import Reader
 from worker.streaming.frames import WireFrame
 from worker.streaming.hub import StreamHub
-from worker.streaming.schemas import ChatMessage, Frame
+from worker.streaming.schemas import Frame
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import STREAM_READERS
 
@@ -32,7 +30,8 @@ log = get_logger(__name__)
 _FINAL_FRAME_GRACE = 15.0
 
 
-def _hub(svc: Services) -> StreamHub:
+def hub_of(svc: Services) -> StreamHub:
+    """The worker's ``StreamHub`` (503 when the streaming door is not running)."""
     hub = svc.streams
     if hub is None:
         raise Unavailable("the streaming door is not running on this worker")
@@ -81,7 +80,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     """A task's frames from ``from_seq`` on, then live to the final frame: a WebSocket on an
     upgrade, else SSE (``Last-Event-ID`` resumes)."""
     svc = services(request)
-    hub = _hub(svc)
+    hub = hub_of(svc)
     task_id = request.match_info["task_id"]
     from_seq = _from_seq(request)
     if await hub.last_seq(task_id) is None and not await _task_known(svc, task_id):
@@ -102,7 +101,7 @@ async def _serve_sse(
     first: WireFrame | None = None,
 ) -> EventSourceResponse:
     """Stream an entered ``reader`` as SSE, ``first`` (already taken from it) first."""
-    hub = _hub(svc)
+    hub = hub_of(svc)
     rid = request[REQUEST_ID]
     gauge = STREAM_READERS.labels(svc.settings.service_name, "sse")
     async with sse_response(
@@ -168,13 +167,7 @@ async def _refuse_inbound(ws: web.WebSocketResponse, request_id: str) -> None:
             return
 
 
-def _timeout(svc: Services, requested: float | None) -> float:
-    if requested is not None and requested <= 0:
-        raise BadRequest("timeout must be positive", code="validation_error")
-    return min(requested or svc.settings.invoke_timeout, svc.settings.max_invoke_timeout)
-
-
-def _start_run(
+def start_run(
     hub: StreamHub,
     reader: Reader,
     agent: ResolvedAgent,
@@ -183,6 +176,8 @@ def _start_run(
     task_id: str,
     limit: float,
 ) -> asyncio.Task[Any]:
+    """Start a run of ``agent`` whose frames ``reader`` (entered) follows; ``reader`` ends
+    ``_FINAL_FRAME_GRACE`` seconds after the run even if its final frame never comes."""
     run = asyncio.create_task(hub.run(agent, value, task_id=task_id, time_limit=limit))
     loop = asyncio.get_running_loop()
     # If the final frame never comes back (log unreachable), the stream still ends.
@@ -190,7 +185,8 @@ def _start_run(
     return run
 
 
-async def _stop(run: asyncio.Task[Any]) -> None:
+async def stop_run(run: asyncio.Task[Any]) -> None:
+    """Cancel ``run`` unless it has ended, and wait for it (its final frame is out then)."""
     if not run.done():
         run.cancel()
     await asyncio.gather(run, return_exceptions=True)
@@ -199,142 +195,25 @@ async def _stop(run: asyncio.Task[Any]) -> None:
 async def agent_stream(request: web.Request) -> web.StreamResponse:
     """Run an agent and stream its frames as SSE; the client leaving cancels the run."""
     svc = services(request)
-    hub = _hub(svc)
+    hub = hub_of(svc)
     body = InvokeRequest.model_validate(await read_json(request))
     agent = await svc.store.resolve(request.match_info["agent_id"])
     value = agent.agent_type.parse_input(body.input)
-    limit = _timeout(svc, body.timeout)
     task_id = uuid.uuid4().hex
-    limit -= await svc.limiter.acquire(limit)
-    try:
-        async with hub.reader(task_id) as reader:
-            run = _start_run(hub, reader, agent, value, task_id=task_id, limit=limit)
-            try:
-                # Answer once the run's first frame is stored, so a watcher given X-Task-ID
-                # finds the task on any worker.
-                first = await anext(reader, None)
-                if first is None:
-                    raise Unavailable("the run's frames could not be published; try again")
-                return await _serve_sse(request, svc, reader, task_id, first)
-            finally:
-                await _stop(run)
-    finally:
-        svc.limiter.release()
-
-
-async def agent_socket(request: web.Request) -> web.StreamResponse:
-    """The interactive chat socket: each ``{"input": ...}`` starts a run whose frames follow;
-    ``{"cancel": true}`` cancels it. One run at a time; errors come back as messages."""
-    svc = services(request)
-    hub = _hub(svc)
-    agent = await svc.store.resolve(request.match_info["agent_id"])
-    rid = request[REQUEST_ID]
-    ws = sockets.websocket(hub.options)
-    await ws.prepare(request)
-    sockets.bound_send_buffer(request, hub.options)
-    chat = _Chat(svc=svc, hub=hub, ws=ws, agent=agent, request_id=rid)
-    with sockets.Connections(hub, ws):
+    async with (
+        svc.limiter.slot(svc.time_limit(body.timeout)) as limit,
+        hub.reader(task_id) as reader,
+    ):
+        run = start_run(hub, reader, agent, value, task_id=task_id, limit=limit)
         try:
-            await chat.serve()
+            # Answer once the run's first frame is stored, so a watcher given X-Task-ID finds
+            # the task on any worker.
+            first = await anext(reader, None)
+            if first is None:
+                raise Unavailable("the run's frames could not be published; try again")
+            return await _serve_sse(request, svc, reader, task_id, first)
         finally:
-            await chat.stop()
-    return ws
-
-
-class _Chat:
-    """One chat socket's state: at most one run, whose frames are pumped to the socket."""
-
-    def __init__(
-        self,
-        *,
-        svc: Services,
-        hub: StreamHub,
-        ws: web.WebSocketResponse,
-        agent: ResolvedAgent,
-        request_id: str,
-    ) -> None:
-        self.svc, self.hub, self.ws, self.agent, self.rid = svc, hub, ws, agent, request_id
-        self.pump: asyncio.Task[None] | None = None
-        self.run: asyncio.Task[Any] | None = None
-
-    async def error(self, code: str, message: str, details: Any = None) -> None:
-        await self.ws.send_str(
-            sockets.error_message(code, message, self.rid, details=details).decode()
-        )
-
-    async def serve(self) -> None:
-        async for msg in self.ws:
-            if msg.type == WSMsgType.BINARY:
-                await self.ws.close(
-                    code=sockets.UNSUPPORTED_DATA, message=b"binary messages are not accepted"
-                )
-                return
-            if msg.type == WSMsgType.TEXT:
-                await self.on_text(msg.data)
-
-    async def on_text(self, text: str) -> None:
-        try:
-            message = ChatMessage.model_validate(orjson.loads(text))
-        except orjson.JSONDecodeError as exc:
-            await self.error("malformed_json", f"message is not valid JSON: {exc}")
-            return
-        except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            await self.error("validation_error", "message is invalid", details)
-            return
-        # Busy until the run has ended (its final frame is out), not until the pump has.
-        busy = self.run is not None and not self.run.done()
-        if message.cancel:
-            if busy and self.run is not None:
-                self.run.cancel()
-            return
-        if busy:
-            await self.error("busy", 'a run is in progress; send {"cancel": true} to stop it')
-            return
-        if message.input is None:
-            await self.error("validation_error", "input is required")
-            return
-        try:
-            value = self.agent.agent_type.parse_input(message.input)
-            limit = _timeout(self.svc, message.timeout)
-            # No waiting here: the socket must keep reading (a cancel may come).
-            await self.svc.limiter.acquire(0)
-        except WorkerError as exc:
-            await self.error(exc.code, exc.message, exc.details)
-            return
-        self.pump = asyncio.create_task(self._run(value, limit))
-
-    async def _run(self, value: Any, limit: float) -> None:
-        task_id = uuid.uuid4().hex
-        try:
-            async with self.hub.reader(task_id) as reader:
-                self.run = _start_run(
-                    self.hub, reader, self.agent, value, task_id=task_id, limit=limit
-                )
-                try:
-                    code, reason = await sockets.pump_websocket(
-                        self.ws,
-                        reader,
-                        service=self.hub.service,
-                        send_timeout=self.hub.options.send_timeout,
-                    )
-                finally:
-                    await _stop(self.run)
-            if code != sockets.DONE:
-                await self.ws.close(code=code, message=reason.encode())
-        except (ConnectionError, RuntimeError):
-            pass  # the client went away mid-run
-        finally:
-            self.svc.limiter.release()
-
-    async def stop(self) -> None:
-        if self.pump is not None and not self.pump.done():
-            self.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pump
+            await stop_run(run)
 
 
 ROUTES: list[tuple[Operation, Handler]] = [
@@ -380,17 +259,6 @@ ROUTES: list[tuple[Operation, Handler]] = [
             content_types={200: "text/event-stream"},
         ),
         agent_stream,
-    ),
-    (
-        Operation(
-            method="GET",
-            path="/v1/agents/{agent_id}/ws",
-            operation_id="agentSocket",
-            summary='Chat socket: send {"input": ...} (or {"cancel": true}), receive frames',
-            tag="streaming",
-            responses={101: None},
-        ),
-        agent_socket,
     ),
 ]
 
