@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class WorkerError(Exception):
     """Base: a failure with a stable ``code``, an HTTP ``status`` and a job disposition."""
@@ -112,3 +114,15 @@ class AgentIterationLimit(AgentFailed):
     failed like any other agent failure (502), and sending it again would likely fail again."""
 
     code = "agent_iteration_limit"
+
+
+def validation_details(exc: ValidationError, *, prefix: str = "") -> list[dict[str, str]]:
+    """The ``details`` of a 400 for ``exc``: each failing field (a dotted path, under ``prefix``
+    when given) with pydantic's message."""
+    return [
+        {
+            "field": ".".join([*([prefix] if prefix else []), *(str(p) for p in err["loc"])]),
+            "message": err["msg"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]

@@ -24,7 +24,7 @@ import aiohttp
 from tests.conftest import SpawnWorker
 from tests.deploy.helpers import EXIT_MARGIN, ROOT, find
 from worker.config import Settings
-from worker.http.middleware import OPEN_PATHS
+from worker.http.app import OPEN_ROUTES
 
 TOKEN = "deploy-test-token"  # noqa: S105 - a test token for a loopback worker
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -95,7 +95,7 @@ def test_healthcheck_path_needs_no_token() -> None:
     command = _healthcheck_command()
     assert command[:2] == ["python", "-c"]
     path = urlsplit(re.search(r"'(http://[^']+)'", command[2])[1].replace("%s", "1")).path
-    assert path in OPEN_PATHS
+    assert path in OPEN_ROUTES
     assert path == "/healthz"
 
 

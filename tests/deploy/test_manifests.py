@@ -29,8 +29,7 @@ from tests.deploy.helpers import (
 )
 from worker.broker.embedded import find_nats_server
 from worker.config import Settings
-from worker.http.app import ROUTES
-from worker.http.middleware import OPEN_PATHS
+from worker.http.app import OPEN_ROUTES, ROUTES
 
 # Kinds from custom resource definitions (Prometheus Operator, KEDA): no schema ships for them.
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
@@ -173,7 +172,7 @@ def test_probes_use_the_right_paths_without_a_token() -> None:
         "livenessProbe": "/healthz",
     }
     # Probes send no Authorization header: their paths must be open with WORKER_AUTH_TOKENS set.
-    assert set(paths.values()) <= OPEN_PATHS
+    assert set(paths.values()) <= OPEN_ROUTES
     for probe in paths:
         assert container[probe]["httpGet"]["port"] == "http"
 

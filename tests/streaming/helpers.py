@@ -80,7 +80,7 @@ def assert_run(frames: list[dict[str, Any]], *, first: int = 1, final: str = "co
 
 
 @dataclass
-class Receiver:
+class PushReceiver:
     """A real WebSocket server standing in for the Go gateway's stream endpoint."""
 
     drop_after: int | None = None
@@ -116,9 +116,9 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiver(drop_after: int | None = None) -> AsyncIterator[Receiver]:
-    """A started ``Receiver`` on a free loopback port."""
-    rec = Receiver(drop_after=drop_after)
+async def push_receiver(drop_after: int | None = None) -> AsyncIterator[PushReceiver]:
+    """A started ``PushReceiver`` on a free loopback port."""
+    rec = PushReceiver(drop_after=drop_after)
 
     class Counted(ServerConnection):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:

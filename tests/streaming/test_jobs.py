@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
-from tests.streaming.helpers import assert_run, create_agent, receiver, sse_frames, until
+from tests.streaming.helpers import assert_run, create_agent, push_receiver, sse_frames, until
 from tests.streaming.test_endpoints import ws_frames
 from worker.agents.fake_model import split_tokens
 from worker.testing import NatsServer, WorkerProcess
@@ -91,7 +91,7 @@ async def test_job_push_receiver_gets_the_full_sequence(
     reply = "a job streams its tokens to the gateway"
     config = {"model": {"provider": "fake", "responses": [reply], "token_delay": "5ms"}}
     agent_id = await create_agent(http, w.url, "chat", config)
-    async with receiver() as rec:
+    async with push_receiver() as rec:
         await submit(nc, job_env, agent_id, "hi", stream_url=rec.url)
         await asyncio.wait_for(rec.done.wait(), 30)
     assert_run(rec.frames)
@@ -107,7 +107,7 @@ async def test_job_push_receiver_that_drops_sees_every_seq(
 ) -> None:
     w = spawn_worker(job_env)
     agent_id = await create_agent(http, w.url, "steps", {"steps": 30, "step_delay": "20ms"})
-    async with receiver(drop_after=10) as rec:
+    async with push_receiver(drop_after=10) as rec:
         await submit(nc, job_env, agent_id, "x", stream_url=rec.url)
         await asyncio.wait_for(rec.done.wait(), 30)
     assert rec.connections >= 2
@@ -149,7 +149,7 @@ async def test_job_stream_url_outside_the_allow_list_gets_no_connection(
     # callback (nothing else needs loopback) and comes in over HTTP.
     w = spawn_worker({**job_env, "WORKER_CALLBACK_ALLOW": "hooks.example.com"})
     agent_id = await create_agent(http, w.url, "steps", {"steps": 3, "step_delay": "10ms"})
-    async with receiver() as rec:
+    async with push_receiver() as rec:
         task_id = str(uuid.uuid4())
         task = {
             "id": task_id,

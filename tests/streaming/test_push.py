@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.streaming.helpers import LOOPBACK, assert_run, receiver, resolved, until
+from tests.streaming.helpers import LOOPBACK, assert_run, push_receiver, resolved, until
 from tests.streaming.test_hub import collect
 from worker.agents.fake_model import split_tokens
 from worker.outbound.ssrf import CallbackPolicy
@@ -32,7 +32,7 @@ async def test_receiver_gets_every_frame_in_order_final_last(hub: StreamHub) -> 
     agent = resolved(
         "chat", {"model": {"provider": "fake", "responses": [reply], "token_delay": "5ms"}}
     )
-    async with receiver() as rec:
+    async with push_receiver() as rec:
         task_id = uuid.uuid4().hex
         await hub.run(
             agent, "hi", task_id=task_id, time_limit=10, stream_url=rec.url, traceparent=TRACEPARENT
@@ -47,7 +47,7 @@ async def test_receiver_gets_every_frame_in_order_final_last(hub: StreamHub) -> 
 
 async def test_receiver_that_drops_and_comes_back_sees_every_seq(hub: StreamHub) -> None:
     agent = resolved("steps", {"steps": 30, "step_delay": "10ms"})
-    async with receiver(drop_after=8) as rec:
+    async with push_receiver(drop_after=8) as rec:
         task_id = uuid.uuid4().hex
         await hub.run(agent, "x", task_id=task_id, time_limit=10, stream_url=rec.url)
         await asyncio.wait_for(rec.done.wait(), 10)
@@ -112,7 +112,7 @@ async def test_push_span_is_a_child_of_the_job_trace(nats: NatsServer) -> None:
     )
     await hub.start()
     try:
-        async with receiver() as rec:
+        async with push_receiver() as rec:
             await hub.run(
                 resolved("echo", {}),
                 "x",
@@ -165,7 +165,7 @@ async def test_stream_url_the_policy_refuses_gets_no_connection(
     await hub.start()
     refused_before = _refused_pushes()
     try:
-        async with receiver() as rec:
+        async with push_receiver() as rec:
             task_id = uuid.uuid4().hex
             url = rec.url.replace("127.0.0.1", host)
             agent = resolved("steps", {"steps": 3, "step_delay": "1ms"})

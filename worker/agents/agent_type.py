@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from worker.agents.tools import ToolRegistry
-from worker.errors import BadRequest
+from worker.errors import BadRequest, validation_details
 from worker.resilience.admission import AdmissionRecorder
 from worker.resilience.model import ProviderChain
 from worker.resilience.registry import Resilience
@@ -69,7 +69,7 @@ class AgentType:
         except ValidationError as exc:
             raise BadRequest(
                 f"invalid config for agent type {self.name!r}",
-                details=_error_list(exc, prefix="config"),
+                details=validation_details(exc, prefix="config"),
             ) from None
 
     def parse_input(self, value: Any) -> Any:
@@ -79,7 +79,7 @@ class AgentType:
         except ValidationError as exc:
             raise BadRequest(
                 f"invalid input for agent type {self.name!r}",
-                details=_error_list(exc, prefix="input"),
+                details=validation_details(exc, prefix="input"),
             ) from None
 
     def describe(self) -> dict[str, Any]:
@@ -91,10 +91,3 @@ class AgentType:
             "input_schema": TypeAdapter(self.input_type).json_schema(),
             "output_schema": TypeAdapter(self.output_type).json_schema(mode="serialization"),
         }
-
-
-def _error_list(exc: ValidationError, *, prefix: str) -> list[dict[str, Any]]:
-    return [
-        {"field": ".".join([prefix, *(str(p) for p in err["loc"])]), "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]

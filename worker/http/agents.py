@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
 from worker.agents import runtime
@@ -10,7 +11,7 @@ from worker.agents.store import AgentRecord
 from worker.durations import seconds_to_go
 from worker.gojson import dumps
 from worker.http.middleware import read_json
-from worker.http.openapi import Handler, Operation
+from worker.http.openapi import Operation
 from worker.http.schemas import (
     Agent,
     AgentConfig,

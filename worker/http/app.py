@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from worker.asyncapi import build_asyncapi
 from worker.http import agents, chat, streams, system, tasks
 from worker.http.middleware import build_middleware
-from worker.http.openapi import Handler, Operation, build_openapi
+from worker.http.openapi import Operation, build_openapi
 from worker.http.state import SERVICES, Services
 
 ROUTES: list[tuple[Operation, Handler]] = [
@@ -18,6 +19,8 @@ ROUTES: list[tuple[Operation, Handler]] = [
     *chat.ROUTES,
     *system.ROUTES,
 ]
+OPEN_ROUTES = frozenset(op.path for op, _ in ROUTES if op.public)
+"""Routes served without a token: the operations the OpenAPI document marks public."""
 
 
 def openapi_document() -> dict[str, object]:
@@ -56,6 +59,7 @@ def build_app(services: Services) -> web.Application:
             build_middleware(
                 service=settings.service_name,
                 tokens=settings.token_values(),
+                open_routes=OPEN_ROUTES,
                 max_body_bytes=settings.max_body_bytes,
                 access_log=settings.access_log,
             ),

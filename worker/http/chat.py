@@ -10,13 +10,15 @@ from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from worker.agents.store import ResolvedAgent
-from worker.errors import WorkerError
+from worker.errors import WorkerError, validation_details
 from worker.http import sockets
+from worker.http.envelope import error_body
 from worker.http.middleware import REQUEST_ID
-from worker.http.openapi import Handler, Operation
+from worker.http.openapi import Operation
 from worker.http.state import Services, services
 from worker.http.streams import hub_of, start_run, stop_run
 from worker.streaming.hub import StreamHub
@@ -73,9 +75,7 @@ class _Chat:
         return self.pump is not None and not self.pump.done()
 
     async def error(self, code: str, message: str, details: Any = None) -> None:
-        await self.ws.send_str(
-            sockets.error_message(code, message, self.rid, details=details).decode()
-        )
+        await self.ws.send_str(error_body(code, message, self.rid, details=details).decode())
 
     async def serve(self) -> None:
         async for msg in self.ws:
@@ -94,11 +94,7 @@ class _Chat:
             await self.error("malformed_json", f"message is not valid JSON: {exc}")
             return
         except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-            await self.error("validation_error", "message is invalid", details)
+            await self.error("validation_error", "message is invalid", validation_details(exc))
             return
         if message.cancel:
             if self.busy:

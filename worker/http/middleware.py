@@ -12,25 +12,29 @@ import hmac
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import ValidationError
 
-from worker.errors import BadRequest, PayloadTooLarge, Unauthorized, WorkerError
+from worker.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    WorkerError,
+    validation_details,
+)
+from worker.http.envelope import error_response
 from worker.http.spans import RequestSpan
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import HTTP_REJECTED, HTTP_REQUEST_DURATION, labelled
 
 log = get_logger("worker.http")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 BEARER_SUBPROTOCOL = "base64url.bearer.agentos."
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _HTTP_CODES = {
@@ -49,46 +53,16 @@ _HTTP_CODES = {
 }
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    request_id: str,
-    *,
-    details: Any = None,
-    retry_after: float | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """A JSON error body of CONTRACT section 1."""
-    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
-    if details is not None:
-        body["details"] = details
-    out_headers = dict(headers or {})
-    if retry_after is not None:
-        out_headers["Retry-After"] = str(max(1, round(retry_after)))
-    return web.Response(
-        status=status,
-        body=orjson.dumps({"error": body}),
-        content_type="application/json",
-        headers=out_headers,
-    )
-
-
-def _validation_details(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-
-
 def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live side by side
     *,
     service: str,
     tokens: frozenset[bytes],
+    open_routes: frozenset[str],
     max_body_bytes: int,
     access_log: bool,
 ) -> Middleware:
-    """The middleware, configured once at start."""
+    """The middleware, configured once at start. ``open_routes``: the route templates served
+    without a token (the operations marked ``public``)."""
 
     def authorised(request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -101,9 +75,9 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
         # Compare against every token so timing says nothing about which one nearly matched.
         return sum(hmac.compare_digest(given, t) for t in tokens) > 0
 
-    def admit(request: web.Request) -> None:
+    def admit(request: web.Request, endpoint: str) -> None:
         """Checks made before any handler runs: the token, then the declared body size."""
-        if tokens and request.path not in OPEN_PATHS and not authorised(request):
+        if tokens and endpoint not in open_routes and not authorised(request):
             HTTP_REJECTED.labels(service, "unauthorized").inc()
             raise Unauthorized("missing or invalid bearer token")
         length = request.content_length
@@ -142,7 +116,7 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
                 "validation_error",
                 "request is invalid",
                 rid,
-                details=_validation_details(exc),
+                details=validation_details(exc),
             )
         if isinstance(exc, web.HTTPException) and exc.status >= 400:
             if exc.status == 413:
@@ -174,7 +148,7 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
         failure: Exception | None = None
         response: web.StreamResponse | None = None
         try:
-            admit(request)
+            admit(request, endpoint)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:

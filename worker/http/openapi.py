@@ -8,12 +8,11 @@ conversion below covers exactly the constructs pydantic emits for our models.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 
-from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -21,7 +20,6 @@ from worker import __version__
 from worker.http.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""Serving frames over WebSocket (aiohttp) and SSE (aiohttp-sse): pumps, close codes, errors.
+"""Serving frames over WebSocket (aiohttp) and SSE (aiohttp-sse): pumps and close codes.
 
 Close codes a client can act on:
 
@@ -24,12 +24,11 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from aiohttp import WSMsgType, web
 from aiohttp_sse import EventSourceResponse
 
+from worker.http.envelope import error_body
 from worker.streaming.feed import Reader
 from worker.streaming.frames import WireFrame
 from worker.streaming.hub import StreamHub, StreamOptions
@@ -50,23 +49,6 @@ MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 SLOW_READER = 4008
 _COUNT_EVERY = 256  # frames sent in a burst before the sent counter is brought up to date
-
-
-def error_message(
-    code: str,
-    message: str,
-    request_id: str,
-    *,
-    details: Any = None,
-    resume_from_seq: int | None = None,
-) -> bytes:
-    """A ``SocketError`` as JSON."""
-    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
-    if details is not None:
-        body["details"] = details
-    if resume_from_seq is not None:
-        body["resume_from_seq"] = resume_from_seq
-    return orjson.dumps({"error": body})
 
 
 def bound_send_buffer(request: web.Request, options: StreamOptions) -> None:
@@ -223,7 +205,7 @@ async def pump_sse(
             lag.observe(max(0.0, time.time() - frame.ts))
     except ReaderTooSlow as exc:
         _, reason = _too_slow(service, "sse", reader, exc.resume_seq, None)
-        body = error_message(
+        body = error_body(
             "slow_reader", reason, request_id, resume_from_seq=exc.resume_seq
         ).decode()
         await resp.send(body, event="error")

@@ -9,13 +9,15 @@ import uuid
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from worker.agents.store import ResolvedAgent
 from worker.errors import BadRequest, NotFound, Unavailable
 from worker.http import sockets
+from worker.http.envelope import error_body
 from worker.http.middleware import REQUEST_ID, read_json
-from worker.http.openapi import Handler, Operation
+from worker.http.openapi import Operation
 from worker.http.schemas import InvokeRequest
 from worker.http.state import SERVICES, Services, services
 from worker.streaming.feed import Reader
@@ -156,7 +158,7 @@ async def _refuse_inbound(ws: web.WebSocketResponse, request_id: str) -> None:
     async for msg in ws:
         if msg.type == WSMsgType.TEXT:
             await ws.send_str(
-                sockets.error_message(
+                error_body(
                     "unexpected_message", "this socket only sends frames", request_id
                 ).decode()
             )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from worker.agents.agent_type import BuildContext
 from worker.agents.providers import provider_names
-from worker.http.openapi import Handler, Operation
+from worker.http.openapi import Operation
 from worker.http.schemas import Health, Readiness
 from worker.http.state import Services, json_response, services
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from nats.js.errors import NotFoundError
 
 from worker.errors import BadRequest, Conflict, NotFound, Unavailable
 from worker.http.middleware import read_json
-from worker.http.openapi import Handler, Operation
+from worker.http.openapi import Operation
 from worker.http.state import json_response, services
 from worker.jobs.dead_letters import DeadLetterList, ReplayResult
 from worker.jobs.models import MessageRejected, TaskAccepted, TaskMessage, TaskView, parse_task
