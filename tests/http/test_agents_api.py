@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import aiohttp
+import orjson
 from openapi_spec_validator import validate
 
+from tests.conftest import SpawnWorker
 from tests.http.helpers import call
+from tests.streaming.helpers import sse_frames
 from worker.agents.fake_model import split_tokens
 from worker.testing import WorkerProcess
 
@@ -184,3 +190,29 @@ async def test_health_and_readiness(worker: WorkerProcess, http: aiohttp.ClientS
         "accepting_work": True,
         "model_providers": True,
     }
+
+
+async def test_one_run_id_names_the_run_for_langchain_and_the_caller(
+    spawn_worker: SpawnWorker, http: aiohttp.ClientSession, plugin_path: Path
+) -> None:
+    # The run-id agent answers with the run id LangChain gives its callbacks.
+    w = spawn_worker({"PYTHONPATH": str(plugin_path)})
+    _, created, _ = await call(http, "POST", w.url + "/v1/agents", json={"type": "run-id"})
+    base = f"{w.url}/v1/agents/{created['id']}"
+    status, out, _ = await call(http, "POST", base + "/invoke", json={"input": None})
+    assert status == 200, out
+    assert out["metadata"]["run_id"] == out["output"]
+    assert uuid.UUID(out["output"])
+    # A streamed run: its task id (X-Task-ID, every frame) is the LangChain run's id.
+    async with http.post(base + "/stream", json={"input": None}) as resp:
+        assert resp.status == 200
+        task_id = resp.headers["X-Task-ID"]
+        frames = await sse_frames(resp)
+    assert {f["task_id"] for f in frames} == {task_id}
+    assert frames[-1]["result"] == task_id
+    # And a run of the chat socket.
+    async with http.ws_connect(base + "/ws") as ws:
+        await ws.send_str('{"input": 1}')
+        while (frame := orjson.loads((await ws.receive()).data))["status"] != "completed":
+            pass
+    assert frame["result"] == frame["task_id"]

@@ -26,6 +26,7 @@ class RunResult:
 
     output: Any
     run_id: str
+    """LangChain's id of the run (a UUID, as text)."""
     seconds: float
     provider: str | None = None
     """The model provider that produced the answer, when a model did."""
@@ -42,10 +43,10 @@ async def invoke(
     value: Any,
     *,
     time_limit: float,
-    run_id: str | None = None,
+    run_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
 ) -> RunResult:
-    """Run ``agent`` on ``value`` within ``time_limit`` seconds.
+    """Run ``agent`` on ``value`` within ``time_limit`` seconds (``run_id``: see ``execute``).
 
     A Runnable with no async implementation is run by LangChain in the loop's default executor,
     which the server replaces with a bounded pool at start, so it never blocks the event loop.
@@ -62,22 +63,23 @@ async def execute(
     work: Work,
     *,
     time_limit: float,
-    run_id: str | None = None,
+    run_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
 ) -> RunResult:
     """Do ``work`` for one run of ``agent``: its config, deadline, metrics and error mapping.
 
     ``invoke`` passes ``ainvoke``; the streaming door passes one that also turns the run's
-    callbacks into frames, so both share one set of limits and metrics.
+    callbacks into frames, so both share one set of limits and metrics. ``run_id`` (a fresh
+    one when not given) is the run's one id: LangChain's run id, which its callbacks and
+    tracers see, and ``RunResult.run_id``.
     """
     if agent.admission is not None:
         # Every provider it needs is down: 503 (a job: handed back) without starting the run.
         agent.admission.check()
-    run_uuid = uuid.uuid4()
-    run_id = run_id or str(run_uuid)
+    run_id = run_id or uuid.uuid4()
     agent_type = agent.record.type
     config: RunnableConfig = {
-        "run_id": run_uuid,
+        "run_id": run_id,
         "run_name": f"agent:{agent_type}",
         "tags": tags or [],
         "metadata": {"agent_id": agent.record.id, "agent_type": agent_type},
@@ -110,7 +112,7 @@ async def execute(
         labelled(AGENT_INVOCATION_DURATION, agent_type).observe(elapsed)
     return RunResult(
         output=output,
-        run_id=run_id,
+        run_id=str(run_id),
         seconds=elapsed,
         provider=report.provider,
         degraded=report.degraded,

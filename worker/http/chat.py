@@ -126,17 +126,15 @@ class _Chat:
             self.cancel_asked = True
 
     async def _pump(self, value: Any, limit: float) -> None:
-        task_id = uuid.uuid4().hex
+        run_id = uuid.uuid4()  # also the task id of its frames
         try:
             # No waiting for a slot: a full worker says so at once, and the socket keeps being
             # read meanwhile (a cancel may come).
             async with (
                 self.svc.limiter.slot(limit, wait=False) as remaining,
-                self.hub.reader(task_id) as reader,
+                self.hub.reader(str(run_id)) as reader,
             ):
-                run = start_run(
-                    self.hub, reader, self.agent, value, task_id=task_id, limit=remaining
-                )
+                run = start_run(self.hub, reader, self.agent, value, run_id=run_id, limit=remaining)
                 self.run = run
                 if self.cancel_asked:
                     # After the run's first step, so that it ends with a cancelled frame like

@@ -175,12 +175,14 @@ def start_run(
     agent: ResolvedAgent,
     value: Any,
     *,
-    task_id: str,
+    run_id: uuid.UUID,
     limit: float,
 ) -> asyncio.Task[Any]:
-    """Start a run of ``agent`` whose frames ``reader`` (entered) follows; ``reader`` ends
-    ``_FINAL_FRAME_GRACE`` seconds after the run even if its final frame never comes."""
-    run = asyncio.create_task(hub.run(agent, value, task_id=task_id, time_limit=limit))
+    """Start the run ``run_id`` of ``agent`` as the task ``reader`` (entered) follows; ``reader``
+    ends ``_FINAL_FRAME_GRACE`` seconds after the run even if its final frame never comes."""
+    run = asyncio.create_task(
+        hub.run(agent, value, task_id=reader.task_id, time_limit=limit, run_id=run_id)
+    )
     loop = asyncio.get_running_loop()
     # If the final frame never comes back (log unreachable), the stream still ends.
     run.add_done_callback(lambda _: loop.call_later(_FINAL_FRAME_GRACE, reader.outbox.close))
@@ -201,12 +203,14 @@ async def agent_stream(request: web.Request) -> web.StreamResponse:
     body = InvokeRequest.model_validate(await read_json(request))
     agent = await svc.store.resolve(request.match_info["agent_id"])
     value = agent.agent_type.parse_input(body.input)
-    task_id = uuid.uuid4().hex
+    # One id names the run: the task id of its frames (X-Task-ID) and LangChain's run id.
+    run_id = uuid.uuid4()
+    task_id = str(run_id)
     async with (
         svc.limiter.slot(svc.time_limit(body.timeout)) as limit,
         hub.reader(task_id) as reader,
     ):
-        run = start_run(hub, reader, agent, value, task_id=task_id, limit=limit)
+        run = start_run(hub, reader, agent, value, run_id=run_id, limit=limit)
         try:
             # Answer once the run's first frame is stored, so a watcher given X-Task-ID finds
             # the task on any worker.

@@ -16,6 +16,7 @@ the same deadline, limits, metrics and errors, plus frames. What a watcher of a 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,11 +176,12 @@ class StreamHub:
         time_limit: float,
         stream_url: str | None = None,
         traceparent: str | None = None,
+        run_id: uuid.UUID | None = None,
     ) -> RunResult:
         """Run the agent with frame callbacks, emitting started, processing... and a final
         frame for ``task_id``; return ``RunResult`` like ``runtime.invoke`` and raise the same
         errors (``DeadlineExceeded``, ``AgentFailed``, ``asyncio.CancelledError`` after the
-        final frame is published)."""
+        final frame is published). ``run_id``: the LangChain run's id (``runtime.execute``)."""
         writer = FrameWriter(log=self.log, task_id=task_id, service=self.service)
         writer.start()
         if stream_url:
@@ -191,7 +193,7 @@ class StreamHub:
             return await stream_agent(agent, value, config, writer.emit)
 
         try:
-            result = await runtime.execute(agent, work, time_limit=time_limit)
+            result = await runtime.execute(agent, work, time_limit=time_limit, run_id=run_id)
         except DeadlineExceeded as exc:
             last = _failed("timeout", exc.message, writer.progress)
             raise

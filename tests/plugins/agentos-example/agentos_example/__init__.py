@@ -1,10 +1,12 @@
-"""Example agent types from outside the worker: ``reverse`` and a CPU-bound ``spin``."""
+"""Example agent types from outside the worker: ``reverse``, a CPU-bound ``spin``, and ``run-id``,
+which answers with the id LangChain gives its run."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +44,19 @@ def _build_spin(config: SpinConfig, _: BuildContext) -> Runnable[Any, str]:
     return RunnableLambda(spin, name="spin")
 
 
+class RunIdConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _build_run_id(_: RunIdConfig, __: BuildContext) -> Runnable[Any, str]:
+    # LangChain passes a function that takes run_manager the callback manager of its run: its
+    # run_id is the one every callback handler and tracer of the run is given.
+    async def run_id(_: Any, run_manager: AsyncCallbackManagerForChainRun) -> str:
+        return str(run_manager.run_id)
+
+    return RunnableLambda(run_id, name="run_id")
+
+
 REVERSE = AgentType(
     name="reverse",
     description="Reverses its text input.",
@@ -55,5 +70,12 @@ SPIN = AgentType(
     description="Burns CPU synchronously for a while.",
     config_model=SpinConfig,
     build=_build_spin,
+    output_type=str,
+)
+RUN_ID = AgentType(
+    name="run-id",
+    description="Answers with the id LangChain gives its run.",
+    config_model=RunIdConfig,
+    build=_build_run_id,
     output_type=str,
 )
