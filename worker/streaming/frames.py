@@ -4,17 +4,24 @@ A run produces ``Draft``s (status, progress, message, partial result); the write
 ``seq`` as it publishes it. Readers get ``WireFrame``s: the published JSON bytes, sent on as they
 are, with the few fields the streaming code needs to route them parsed once.
 
+A ``processing`` frame may name the agent step it reports in ``event`` (CONTRACT section 6):
+``token``, ``tool_start``, ``tool_end``, ``tool_error``, ``node`` or ``interrupt``, with the
+step's details in ``data``. Both keys are left out when unset, so a frame without them reads as
+section 3 says.
+
 Coalescing (for a reader that fell behind) merges consecutive ``processing`` frames into one:
 it keeps the newest frame's ``seq``, ``progress``, ``message`` and ``ts``, joins text
 ``partial_result``s in order (a non-text one keeps the newest), and says in ``coalesced`` how
-many frames it stands for, so ``seq - coalesced + 1`` is the first of them.
+many frames it stands for, so ``seq - coalesced + 1`` is the first of them. Only plain and
+``token`` frames coalesce (a merged frame is a ``token`` frame only if all its parts were): a
+tool, node or interrupt frame is one step a reader needs whole, so it is never merged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -26,6 +33,21 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+FrameEvent = Literal["token", "tool_start", "tool_end", "tool_error", "node", "interrupt"]
+"""The values of a frame's ``event`` (CONTRACT section 6)."""
+TOKEN: Final = "token"  # noqa: S105 - an event name, not a secret
+TOOL_START: Final = "tool_start"
+TOOL_END: Final = "tool_end"
+TOOL_ERROR: Final = "tool_error"
+NODE: Final = "node"
+INTERRUPT: Final = "interrupt"
+
+
+def coalescible(status: str, event: str | None) -> bool:
+    """Whether a frame may be merged with its neighbours: a plain or ``token`` ``processing``
+    frame (``started``, final and step frames are always kept whole)."""
+    return status == PROCESSING and (event is None or event == TOKEN)
 
 
 def now_ts() -> str:
@@ -51,6 +73,8 @@ class Draft:
     partial_result: Any = None
     result: Any = None
     error: dict[str, str] | None = None
+    event: FrameEvent | None = None
+    data: dict[str, Any] | None = None
     ts: str = field(default_factory=now_ts)
     coalesced: int = 1
 
@@ -59,10 +83,17 @@ class Draft:
         """True for ``completed``, ``failed`` and ``cancelled``."""
         return self.status in FINAL
 
+    @property
+    def coalescible(self) -> bool:
+        """True for a plain or ``token`` ``processing`` draft (see ``coalescible``)."""
+        return coalescible(self.status, self.event)
+
     def absorb(self, newer: Draft) -> None:
-        """Coalesce ``newer`` (a later ``processing`` draft) into this one."""
+        """Coalesce ``newer`` (a later coalescible draft) into this coalescible one."""
         self.partial_result = merge_partial(self.partial_result, newer.partial_result)
         self.progress, self.message, self.ts = newer.progress, newer.message, newer.ts
+        if self.event != newer.event:  # tokens and plain progress together: plain
+            self.event = None
         self.coalesced += newer.coalesced
 
     def encode(self, *, task_id: str, seq: int, attempt: int) -> bytes:
@@ -81,6 +112,10 @@ class Draft:
             body["result"] = self.result
         elif self.error is not None:
             body["error"] = self.error
+        if self.event is not None:
+            body["event"] = self.event
+        if self.data is not None:
+            body["data"] = self.data
         if self.coalesced > 1:
             body["coalesced"] = self.coalesced
         return dumps(body)
@@ -102,6 +137,7 @@ class WireFrame:
         "_parts",
         "attempt",
         "coalesced",
+        "event",
         "private",
         "seq",
         "size",
@@ -119,6 +155,8 @@ class WireFrame:
         self.status = str(body.get("status", ""))
         self.attempt = int(body.get("attempt") or 1)
         self.coalesced = int(body.get("coalesced") or 1)
+        event = body.get("event")
+        self.event = event if isinstance(event, str) else None
         self.ts = parse_ts(body.get("ts", ""))
         self.size = len(data)
         # Readers of one feed share frame objects; only a private copy may be coalesced into.
@@ -148,6 +186,11 @@ class WireFrame:
         return self.status in FINAL
 
     @property
+    def coalescible(self) -> bool:
+        """True for a plain or ``token`` ``processing`` frame (see ``coalescible``)."""
+        return coalescible(self.status, self.event)
+
+    @property
     def first_seq(self) -> int:
         """The first ``seq`` this frame stands for (itself unless coalesced)."""
         return self.seq - self.coalesced + 1
@@ -164,7 +207,7 @@ class WireFrame:
         return self._data
 
     def absorb(self, newer: WireFrame) -> None:
-        """Coalesce ``newer`` (a later ``processing`` frame) into this one.
+        """Coalesce ``newer`` (a later coalescible frame) into this coalescible one.
 
         Text parts are kept in a list and joined once at send time, so merging many small
         tokens costs linear time, not quadratic.
@@ -182,6 +225,9 @@ class WireFrame:
         body = dict(newer._body)
         if self._parts is None and newer_partial is None:
             body["partial_result"] = older_partial
+        if self.event != newer.event:  # tokens and plain progress together: plain
+            body.pop("event", None)
+            self.event = None
         self._body = body
         self.seq, self.ts, self.sseq = newer.seq, newer.ts, newer.sseq
         self.coalesced += newer.coalesced

@@ -1,10 +1,11 @@
 """A reader's bounded queue of frames: what memory a reader can hold, whatever it does.
 
-Live frames are offered without waiting. Past ``max_frames`` queued, a ``processing`` frame is
-coalesced into the ``processing`` frame at the tail (``started`` and final frames are always
-kept whole). Coalesced text still grows the tail, so past ``max_bytes`` the reader is hopelessly
-behind: the queue fails with ``ReaderTooSlow``, naming the first ``seq`` it did not deliver, and
-the connection is closed with that in its reason.
+Live frames are offered without waiting. Past ``max_frames`` queued, a plain or token
+``processing`` frame is coalesced into such a frame at the tail; ``started``, final and agent
+step frames (``tool_end``, ``node``...) are never merged: they are queued past ``max_frames``.
+Coalesced text and whole frames still grow the queue, so past ``max_bytes`` the reader is
+hopelessly behind: the queue fails with ``ReaderTooSlow``, naming the first ``seq`` it did not
+deliver, and the connection is closed with that in its reason.
 
 A *lossless* queue (the push client's) never coalesces: ``offer`` refuses a frame when full,
 and its reader catches up from the log instead, at the pace the receiver reads.
@@ -64,7 +65,7 @@ class FrameQueue:
             self._append(frame)
         elif self.lossless:
             return False
-        elif queue and queue[-1].status == PROCESSING:
+        elif frame.coalescible and queue and queue[-1].coalescible:
             tail = queue[-1]
             if not tail.private:
                 tail = queue[-1] = tail.clone()

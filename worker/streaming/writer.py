@@ -25,7 +25,7 @@ import nats.errors
 from nats.js.errors import BadRequestError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from worker.streaming.frames import PROCESSING, Draft, WireFrame
+from worker.streaming.frames import Draft, WireFrame
 from worker.streaming.log import FrameLog
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
@@ -150,14 +150,11 @@ class FrameWriter:
         self._task = asyncio.create_task(self._publish(), name=f"frames:{self.task_id}")
 
     def emit(self, draft: Draft) -> None:
-        """Queue ``draft``; never waits (a backlog of progress drafts is coalesced)."""
+        """Queue ``draft``; never waits (a backlog of progress and token drafts is coalesced;
+        agent step drafts are kept whole)."""
         self.progress = draft.progress
         pending = self._pending
-        if (
-            len(pending) >= self._max_pending
-            and draft.status == PROCESSING
-            and pending[-1].status == PROCESSING
-        ):
+        if len(pending) >= self._max_pending and draft.coalescible and pending[-1].coalescible:
             pending[-1].absorb(draft)
             self._coalesced.inc()
         else:
