@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from worker.durations import GoDuration
 from worker.gojson import GoModel
+from worker.streaming.frames import FrameEvent
 
 
 class FrameError(BaseModel):
@@ -15,9 +16,50 @@ class FrameError(BaseModel):
     message: str
 
 
+class ToolStartData(BaseModel):
+    """``data`` of a ``tool_start`` frame."""
+
+    tool: str = Field(description="The tool's name.")
+    input: Any = Field(description="Its arguments, as the model gave them.")
+    tool_call_id: str | None = Field(None, description="The model's id of this call.")
+
+
+class ToolEndData(BaseModel):
+    """``data`` of a ``tool_end`` frame."""
+
+    tool: str
+    output: str = Field(description="What the tool returned, as text (JSON if not text).")
+    tool_call_id: str | None = None
+    truncated: bool | None = Field(
+        None, description="Present (true) when the output was cut to the worker's limit."
+    )
+
+
+class ToolErrorData(BaseModel):
+    """``data`` of a ``tool_error`` frame."""
+
+    tool: str
+    error: str = Field(description="The error the tool raised: `Type: message`.")
+    tool_call_id: str | None = None
+    truncated: bool | None = Field(None, description="Present (true) when the text was cut.")
+
+
+class NodeData(BaseModel):
+    """``data`` of a ``node`` frame."""
+
+    node: str = Field(description="The LangGraph node that finished.")
+
+
+class InterruptData(BaseModel):
+    """``data`` of an ``interrupt`` frame."""
+
+    value: Any = Field(description="What the graph asks (the argument of `interrupt()`).")
+    id: str | None = Field(None, description="The interrupt's id, to resume it by.")
+
+
 class Frame(BaseModel):
-    """One progress frame of a run (CONTRACT section 3). SSE: ``id`` is ``seq``, ``event`` is
-    ``status``, ``data`` is this JSON."""
+    """One progress frame of a run (CONTRACT sections 3 and 6). SSE: ``id`` is ``seq``, the SSE
+    ``event`` is ``status``, ``data`` is this JSON."""
 
     task_id: str
     seq: int = Field(ge=1, description="1, 2, 3... with no gaps for a task, across attempts.")
@@ -29,6 +71,14 @@ class Frame(BaseModel):
     attempt: int = Field(1, ge=1, description="Which run of the task made the frame.")
     result: Any = Field(None, description="On the `completed` frame: the run's output.")
     error: FrameError | None = Field(None, description="On `failed` and `cancelled` frames.")
+    event: FrameEvent | None = Field(
+        None,
+        description="On `processing` frames of an agent step: which step (absent: a plain "
+        "progress frame). `token` frames carry the text in `partial_result`.",
+    )
+    data: ToolStartData | ToolEndData | ToolErrorData | NodeData | InterruptData | None = Field(
+        None, description="The step's details, by `event`."
+    )
     coalesced: int | None = Field(
         None,
         ge=2,
