@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         description="Kernel send buffer of each streaming socket (0: the kernel's autotuning, "
         "up to several MiB per slow reader).",
     )
+    stream_tool_output_bytes: int = Field(
+        4096,
+        ge=256,
+        description="Bytes of a tool's output or error text a tool_end / tool_error frame "
+        "carries; longer text is cut and the frame says truncated.",
+    )
     stream_send_timeout: SettingDuration = Field(
         30.0, gt=0, description="A reader whose socket takes no frame for this long is closed."
     )

@@ -12,7 +12,7 @@ from tests.streaming.helpers import resolved
 from worker.agents.fake_model import split_tokens
 from worker.agents.types.steps import PROGRESS_EVENT
 from worker.streaming.agent_events import TOKEN_MESSAGE, stream_agent
-from worker.streaming.frames import Draft
+from worker.streaming.frames import TOKEN, Draft
 
 
 def _with_runnable(runnable: Any) -> Any:
@@ -29,6 +29,7 @@ async def test_a_chat_model_streams_its_tokens_under_ainvoke() -> None:
     assert output == reply
     assert [d.partial_result for d in drafts] == split_tokens(reply)
     assert {d.message for d in drafts} == {TOKEN_MESSAGE}
+    assert {d.event for d in drafts} == {TOKEN}
 
 
 async def test_progress_only_moves_forward_and_other_events_are_ignored() -> None:

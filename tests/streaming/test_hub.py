@@ -8,11 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
+from langchain_core.messages import HumanMessage
 
 from tests.streaming.helpers import assert_run, resolved
+from tests.streaming.tool_graph import tool_graph
 from worker.agents.fake_model import split_tokens
 from worker.errors import DeadlineExceeded
 from worker.streaming.hub import HANDBACK, StreamHub
+from worker.streaming.schemas import Frame
 
 
 async def collect(hub: StreamHub, task_id: str, from_seq: int = 1) -> list[dict[str, Any]]:
@@ -44,6 +47,28 @@ async def test_chat_tokens_are_what_the_fake_model_streamed(hub: StreamHub) -> N
     tokens = [f["partial_result"] for f in frames if f["status"] == "processing"]
     assert tokens == split_tokens(reply)
     assert frames[-1]["result"] == reply
+
+
+async def test_a_tool_calling_graph_publishes_its_steps_gapless(hub: StreamHub) -> None:
+    task_id = uuid.uuid4().hex
+    agent = resolved("echo", {})
+    graph = tool_graph([("add", {"a": 2, "b": 3})], [("broken", {"reason": "no"})], "It is 5.")
+    object.__setattr__(agent, "runnable", graph)
+    await hub.run(agent, {"messages": [HumanMessage("2+3?")]}, task_id=task_id, time_limit=10)
+    frames = await collect(hub, task_id)
+    assert_run(frames)
+    for frame in frames:
+        Frame.model_validate(frame)
+    steps = [(f["event"], f.get("data")) for f in frames if f.get("event") not in {None, "token"}]
+    assert [event for event, _ in steps] == [
+        *("node", "tool_start", "tool_end", "node"),
+        *("node", "tool_start", "tool_error", "node"),
+        "node",
+    ]
+    assert steps[2][1] == {"tool": "add", "output": "5", "tool_call_id": "call-0"}
+    tokens = [f["partial_result"] for f in frames if f.get("event") == "token"]
+    assert "".join(tokens) == "It is 5."
+    assert frames[-1]["result"]["messages"][-1]["content"] == "It is 5."
 
 
 async def test_late_reader_replays_from_seq_then_follows_live(hub: StreamHub) -> None:

@@ -33,7 +33,7 @@ from worker.config import Settings
 from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy
-from worker.streaming.agent_events import stream_agent
+from worker.streaming.agent_events import MAX_OUTPUT_BYTES, stream_agent
 from worker.streaming.feed import Fanout, Reader
 from worker.streaming.frames import (
     CANCELLED,
@@ -73,6 +73,8 @@ class StreamOptions:
     sse_keepalive: float = 15.0
     flush_timeout: float = 10.0
     idle_check: float = 5.0
+    tool_output_bytes: int = MAX_OUTPUT_BYTES
+    """Bytes of a tool's output or error text its frame carries (longer: cut, ``truncated``)."""
     own_live_connection: bool = True
     """Live feeds on a NATS connection of their own (with nats-py's fast path): see ``live``."""
     push: PushOptions = field(default_factory=PushOptions)
@@ -92,6 +94,7 @@ class StreamOptions:
             queue_bytes=settings.stream_queue_bytes,
             socket_buffer=settings.stream_socket_buffer,
             send_timeout=settings.stream_send_timeout,
+            tool_output_bytes=settings.stream_tool_output_bytes,
             ws_heartbeat=settings.ws_heartbeat,
             ws_max_message_bytes=settings.ws_max_message_bytes,
             sse_keepalive=settings.sse_keepalive,
@@ -190,7 +193,9 @@ class StreamHub:
         last: Draft | None = None
 
         async def work(config: RunnableConfig) -> Any:
-            return await stream_agent(agent, value, config, writer.emit)
+            return await stream_agent(
+                agent, value, config, writer.emit, max_output_bytes=self.options.tool_output_bytes
+            )
 
         try:
             result = await runtime.execute(agent, work, time_limit=time_limit, run_id=run_id)
