@@ -16,7 +16,7 @@ from worker.agents.tools import ToolRegistry, as_tool
 from worker.agents.types.agent import AgentConfig, build_graph
 from worker.errors import AgentIterationLimit, BadRequest
 from worker.streaming.agent_events import stream_agent
-from worker.streaming.frames import Draft
+from worker.streaming.frames import TOKEN, Draft
 
 
 def calls(*expressions: str) -> dict[str, Any]:
@@ -182,4 +182,11 @@ async def test_text_answers_stream_token_by_token() -> None:
     drafts: list[Draft] = []
     output = await stream_agent(agent, agent.agent_type.parse_input("6*7?"), {}, drafts.append)
     assert output == "It is 42 exactly."
-    assert [d.partial_result for d in drafts] == ["It", " ", "is", " ", "42", " ", "exactly."]
+    tokens = [d.partial_result for d in drafts if d.event == TOKEN]
+    assert tokens == ["It", " ", "is", " ", "42", " ", "exactly."]
+    tools = [(d.event, d.data) for d in drafts if d.event in {"tool_start", "tool_end"}]
+    assert [(event, (data or {})["tool"]) for event, data in tools] == [
+        ("tool_start", "calculator"),
+        ("tool_end", "calculator"),
+    ]
+    assert (tools[1][1] or {})["output"] == "42"
