@@ -1,9 +1,12 @@
 """Helpers for tests of the worker and of code that talks to it: a real nats-server and real
-worker processes, started and stopped cleanly (in the spirit of ``structlog.testing``)."""
+worker processes, started and stopped cleanly, and ``wait_for`` to wait on what a test can
+observe instead of sleeping (in the spirit of ``structlog.testing``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import re
 import signal
@@ -14,13 +17,61 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar, overload
 
 from worker.broker.embedded import find_nats_server
 
 _LISTENING = re.compile(r"agentos-worker listening on (http://\S+)")
+
+T = TypeVar("T")
+
+
+# An async predicate's value is what it returns once awaited. (A sync predicate returning an
+# awaitable would match both signatures; the first, which awaits it, is the one that applies.)
+@overload
+async def wait_for(
+    predicate: Callable[[], Awaitable[T]], *, what: str, within: float = ..., interval: float = ...
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    predicate: Callable[[], T], *, what: str, within: float = ..., interval: float = ...
+) -> T: ...
+
+
+async def wait_for(
+    predicate: Callable[[], object],
+    *,
+    what: str,
+    within: float = 30.0,
+    interval: float = 0.02,
+) -> object:
+    """Call ``predicate`` (a plain or an ``async`` function) until it returns a truthy value, and
+    return that value; after ``within`` seconds raise ``AssertionError`` saying what was waited
+    for and the last value seen.
+
+    Tests wait on what they can observe (a metric, a KV record, a frame, a log line, a request a
+    server received) rather than sleep for a while and hope events came in order. The deadline
+    is generous, since a loaded machine is slow, and the polling interval small, since an idle
+    one is fast. Exceptions from ``predicate`` propagate: a probe that fails is a finding.
+    (tenacity can poll too, but its error says which attempt failed, not what never happened.)
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            seen = repr(value)
+            seen = seen if len(seen) <= 300 else seen[:300] + "..."
+            raise AssertionError(f"waited {within:g}s for {what}; last seen: {seen}")
+        await asyncio.sleep(interval)
 
 
 def free_port() -> int:

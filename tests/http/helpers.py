@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 
 async def call(
@@ -33,3 +34,24 @@ def assert_error(status: int, body: Any, headers: Any, *, expect: int, code: str
     assert err["code"] == code, err
     assert err["message"]
     assert err["request_id"] == headers["X-Request-ID"]
+
+
+async def metric(
+    http: aiohttp.ClientSession,
+    base: str,
+    name: str,
+    /,
+    *,
+    headers: dict[str, str] | None = None,
+    **labels: str,
+) -> float:
+    """The value of the sample ``name{labels}`` on the worker at ``base``'s ``/metrics`` (the
+    labels must match exactly; 0.0 when there is no such sample yet)."""
+    async with http.get(f"{base}/metrics", headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        text = await resp.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
