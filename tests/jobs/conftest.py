@@ -88,6 +88,22 @@ async def create_agent(
     return str(body["id"])
 
 
+async def record_in(
+    http: aiohttp.ClientSession,
+    base: str,
+    task_id: str,
+    status: str,
+    *,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """``task_id``'s task record on the worker at ``base`` if its status is ``status``, else
+    None (a probe for ``wait_for``)."""
+    code, record, _ = await call(http, "GET", f"{base}/v1/tasks/{task_id}", headers=headers)
+    if code == 200 and isinstance(record, dict) and record.get("status") == status:
+        return record
+    return None
+
+
 def tasks_subject(env: dict[str, str]) -> str:
     """Where the workers started with ``env`` take their jobs."""
     return env["WORKER_TASKS_SUBJECT"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -11,18 +10,17 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import create_agent, go_task, tasks_subject
+from tests.jobs.conftest import create_agent, go_task, record_in, tasks_subject
 from tests.jobs.receiver import Receiver
-from worker.testing import WorkerProcess
+from worker.testing import WorkerProcess, wait_for
 
 
 async def _dead(http: aiohttp.ClientSession, w: WorkerProcess, n: int) -> list[dict[str, object]]:
-    for _ in range(200):
+    async def listed() -> list[dict[str, object]] | None:
         _, page, _ = await call(http, "GET", w.url + "/v1/dead-letters")
-        if len(page["dead_letters"]) >= n:
-            return list(page["dead_letters"])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {n} dead letters, got {page}")
+        return list(page["dead_letters"]) if len(page["dead_letters"]) >= n else None
+
+    return await wait_for(listed, what=f"{n} dead letters")
 
 
 async def test_malformed_messages_battery(
@@ -180,7 +178,7 @@ async def test_a_job_whose_worker_dies_on_every_delivery_is_dead_lettered(
     )
     task_id = str(uuid.uuid4())
     await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: record_in(http, a.url, task_id, "running"), what="the job running")
     a.kill()  # its only delivery dies with it
     b = spawn_worker(env)
     got = await receiver.wait_for({task_id}, within=30)

@@ -4,7 +4,6 @@ long jobs, SIGTERM. Each test reports published / delivered / duplicates / lost.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 
@@ -13,10 +12,22 @@ import nats as nats_py
 from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
-from tests.http.helpers import call
+from tests.http.helpers import call, metric
 from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from worker.testing import NatsServer, WorkerProcess
+from worker.testing import NatsServer, WorkerProcess, wait_for
+
+SERVICE = "ai-worker"  # the `service` label of the workers' metrics
+
+
+async def jobs_in_flight(http: aiohttp.ClientSession, w: WorkerProcess) -> float:
+    """Jobs running on ``w`` now, from its ``/metrics``."""
+    return await metric(http, w.url, "agentos_jobs_in_flight", service=SERVICE)
+
+
+async def nats_connected(http: aiohttp.ClientSession, w: WorkerProcess) -> float:
+    """1.0 while ``w`` is connected to NATS, from its ``/metrics``."""
+    return await metric(http, w.url, "agentos_nats_connected", service=SERVICE)
 
 
 def report(name: str, ids: list[str], receiver: Receiver) -> tuple[int, int]:
@@ -49,7 +60,7 @@ async def test_kill_9_mid_jobs_loses_nothing(
         await nc.publish(
             tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
         )
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: jobs_in_flight(http, a), what="jobs running on the worker to kill")
     a.kill()  # SIGKILL, jobs in flight
     got = await receiver.wait_for(set(ids), within=90)
     _, lost = report("kill -9", ids, receiver)
@@ -80,11 +91,16 @@ async def test_nats_restart_mid_run_loses_nothing_and_fetching_resumes(
             await js.publish(
                 tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
             )
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: receiver.deliveries, what="the first jobs done before the restart")
         server.stop()
-        await asyncio.sleep(1.0)
+
+        async def away() -> bool:
+            return await nats_connected(http, w) == 0.0
+
+        await wait_for(away, what="the worker to see NATS go away")
         server.start()
-        await asyncio.sleep(1.0)
+        await wait_for(lambda: nats_connected(http, w), what="the worker to reconnect")
+        await wait_for(lambda: nc.is_connected, what="the publisher to reconnect")
         # After the restart the workers must fetch again by themselves.
         for task_id in ids[50:]:
             await js.publish(
@@ -114,19 +130,22 @@ async def test_receiver_down_then_back_with_a_healthy_neighbour(
             await nc.publish(
                 tasks_subject(job_env), go_task(task_id, agent_id, "x", down.url(task_id))
             )
-        # Meanwhile the healthy receiver's callbacks keep their pace.
-        latencies = []
+        breaker = f"callback:127.0.0.1:{down.port}"
+        await wait_for(
+            lambda: metric(http, w.url, "agentos_circuit_breaker_state", name=breaker),
+            what="the down receiver's breaker to open",
+        )
+        # Meanwhile the healthy receiver gets every callback, one after the other, while its
+        # neighbour is still down. (How fast: bench.outage measures it.)
         for _ in range(20):
             task_id = str(uuid.uuid4())
-            start = time.monotonic()
             await nc.publish(
                 tasks_subject(job_env), go_task(task_id, agent_id, "x", healthy.url(task_id))
             )
-            await healthy.wait_for({task_id}, within=10)
-            latencies.append(time.monotonic() - start)
-            await asyncio.sleep(0.05)
+            assert task_id in await healthy.wait_for({task_id}, within=30)
+        assert down.deliveries == []
         _, metrics, _ = await call(http, "GET", w.url + "/metrics")
-        key = f'agentos_circuit_breaker_state{{name="callback:127.0.0.1:{down.port}"}}'
+        key = f'agentos_circuit_breaker_state{{name="{breaker}"}}'
         assert f"{key} 2.0" in metrics or f"{key} 1.0" in metrics, "breaker did not open"
         down.status = 200  # back
         await down.wait_for(set(to_down), within=60)
@@ -134,12 +153,6 @@ async def test_receiver_down_then_back_with_a_healthy_neighbour(
         assert lost == 0
         _, metrics, _ = await call(http, "GET", w.url + "/metrics")
         assert f"{key} 0.0" in metrics, "breaker did not close"
-        latencies.sort()
-        print(
-            f"healthy receiver publish->callback p50={latencies[10] * 1000:.1f}ms "
-            f"max={latencies[-1] * 1000:.1f}ms during the outage"
-        )
-        assert latencies[-1] < 2.0
     finally:
         await down.stop()
         await healthy.stop()
@@ -159,6 +172,8 @@ async def test_long_job_is_not_redelivered(
     task_id = str(uuid.uuid4())
     await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
     got = await receiver.wait_for({task_id}, within=30)
+    # Not ordering anything: a window longer than the ack wait (1s) in which no redelivery of
+    # the finished job may arrive; nothing observable marks the end of "never".
     await asyncio.sleep(1.5)
     assert len(receiver.by_task()[task_id]) == 1
     assert got[task_id][0].json["metadata"]["attempts"] == 1
@@ -183,7 +198,7 @@ async def test_sigterm_with_jobs_in_flight_loses_none(
         await nc.publish(
             tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
         )
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: jobs_in_flight(http, a), what="jobs running on the worker to stop")
     b: WorkerProcess = spawn_worker(job_env)
     # Stopped from a thread: the receiver lives on this test's event loop and must keep
     # answering while the worker drains.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import aiohttp
@@ -10,8 +9,9 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
-from tests.jobs.conftest import create_agent, go_task, tasks_subject
+from tests.jobs.conftest import create_agent, go_task, record_in, tasks_subject
 from tests.jobs.receiver import Receiver
+from worker.testing import wait_for
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 
@@ -136,10 +136,10 @@ async def test_republished_task_gets_its_stored_result_without_a_second_model_ca
     await nc.publish(tasks_subject(job_env), msg)
     await receiver.wait_for({task_id})
     await nc.publish(tasks_subject(job_env), msg)
-    for _ in range(200):
-        if len(receiver.by_task().get(task_id, [])) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(
+        lambda: len(receiver.by_task().get(task_id, [])) == 2,
+        what="the republished task's second callback",
+    )
     first, again = receiver.by_task()[task_id]
     assert first.json == again.json
     assert again.json["result"] == "first"
@@ -186,12 +186,13 @@ async def test_cancel_over_http_and_over_nats(
         await nc.publish(
             tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id))
         )
+    # Both jobs must be running when they are cancelled: the task record says so.
     for task_id in (by_http, by_nats):
-        for _ in range(100):
-            _, state, _ = await call(http, "GET", f"{w.url}/v1/tasks/{task_id}")
-            if isinstance(state, dict) and state.get("status") == "running":
-                break
-            await asyncio.sleep(0.05)
+        record = await wait_for(
+            lambda task_id=task_id: record_in(http, w.url, task_id, "running"),
+            what=f"task {task_id} running",
+        )
+        assert record["status"] == "running", record
     status, _, _ = await call(http, "POST", f"{w.url}/v1/tasks/{by_http}/cancel")
     assert status == 202
     await nc.publish(f"agent.cancel.{by_nats}", b"")
