@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -11,6 +10,7 @@ import aiohttp
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
+from worker.testing import wait_for
 
 
 def _server_pid(log_text: str) -> int:
@@ -33,36 +33,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _ready(http: aiohttp.ClientSession, url: str, within: float = 15.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        status, _, _ = await call(http, "GET", url + "/readyz")
-        if status == 200:
-            return True
-        await asyncio.sleep(0.1)
-    return False
+async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
+    status, _, _ = await call(http, "GET", url + "/readyz")
+    return status == 200
 
 
 async def test_embedded_nats_lifecycle(
     spawn_worker: SpawnWorker, http: aiohttp.ClientSession
 ) -> None:
     w = spawn_worker({"WORKER_NATS_URL": ""})
-    assert await _ready(http, w.url)
+    await wait_for(lambda: _ready(http, w.url), what="the worker ready")
     _, created, _ = await call(http, "POST", w.url + "/v1/agents", json={"type": "echo"})
     pid = _server_pid(w.log_text())
 
     # The server dies: the worker notices, restarts it on the same port with the same data.
     os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        if "embedded nats-server died" in w.log_text():
-            break
-        await asyncio.sleep(0.05)
-    assert "embedded nats-server died" in w.log_text()
-    for _ in range(100):
-        if _server_pid(w.log_text()) != pid:
-            break
-        await asyncio.sleep(0.05)
-    assert await _ready(http, w.url)
+    await wait_for(
+        lambda: "embedded nats-server died" in w.log_text(), what="the worker to log the death"
+    )
+    await wait_for(lambda: _server_pid(w.log_text()) != pid, what="a new embedded nats-server")
+    await wait_for(lambda: _ready(http, w.url), what="the worker ready again")
     status, out, _ = await call(
         http, "POST", f"{w.url}/v1/agents/{created['id']}/invoke", json={"input": "still here"}
     )
@@ -72,11 +62,7 @@ async def test_embedded_nats_lifecycle(
     new_pid = _server_pid(w.log_text())
     assert _alive(new_pid)
     assert w.stop() == 0
-    for _ in range(50):
-        if not _alive(new_pid):
-            break
-        await asyncio.sleep(0.1)
-    assert not _alive(new_pid)
+    await wait_for(lambda: not _alive(new_pid), what="the embedded nats-server gone")
 
 
 async def test_embedded_data_survives_worker_restart(
@@ -86,11 +72,7 @@ async def test_embedded_data_survives_worker_restart(
     _, created, _ = await call(http, "POST", w.url + "/v1/agents", json={"type": "echo"})
     pid = _server_pid(w.log_text())
     w.kill()  # SIGKILL: the kernel takes the server down with it (PR_SET_PDEATHSIG)
-    for _ in range(50):
-        if not _alive(pid):
-            break
-        await asyncio.sleep(0.1)
-    assert not _alive(pid)
+    await wait_for(lambda: not _alive(pid), what="the embedded nats-server gone with the worker")
     w.start()
     status, got, _ = await call(http, "GET", f"{w.url}/v1/agents/{created['id']}")
     assert status == 200

@@ -14,6 +14,7 @@ from tests.http.helpers import call
 from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
 from worker.callbacks.outbox import backoff, retry_after_seconds
+from worker.testing import wait_for
 
 
 def test_backoff_and_retry_after() -> None:
@@ -36,10 +37,7 @@ async def test_429_is_retried_after_its_retry_after(
     receiver.status, receiver.headers = 429, {"Retry-After": "2"}
     task_id = str(uuid.uuid4())
     await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", receiver.url(task_id)))
-    for _ in range(100):
-        if receiver.attempts:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: receiver.attempts, what="the first callback attempt")
     first = asyncio.get_running_loop().time()
     receiver.status, receiver.headers = 200, {}
     await receiver.wait_for({task_id}, within=20)
@@ -75,15 +73,18 @@ async def test_redirects_and_client_errors_are_final(
             task_id = str(uuid.uuid4())
             url = f"http://127.0.0.1:{port}/{kind}/{task_id}"
             await nc.publish(tasks_subject(job_env), go_task(task_id, agent_id, "x", url))
-        for _ in range(200):
+
+        async def dead_letters() -> list[dict[str, str]] | None:
             _, page, _ = await call(http, "GET", w.url + "/v1/dead-letters")
-            if len(page["dead_letters"]) >= 3:
-                break
-            await asyncio.sleep(0.05)
-        reasons = sorted(d["reason"] for d in page["dead_letters"])
+            return list(page["dead_letters"]) if len(page["dead_letters"]) >= 3 else None
+
+        dead = await wait_for(dead_letters, what="three dead letters")
+        reasons = sorted(d["reason"] for d in dead)
         assert reasons == ["callback_rejected"] * 3
-        details = " ".join(d["detail"] for d in page["dead_letters"])
+        details = " ".join(d["detail"] for d in dead)
         assert "redirects are not followed" in details
+        # Not ordering anything: a window in which a retry, were there one, would arrive (the
+        # first backoff is under a second); "never retried" has no event to wait for.
         await asyncio.sleep(1.0)
         assert hits == {"redirect": 1, "gone": 1, "removed": 1}  # never retried
     finally:
