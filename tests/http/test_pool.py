@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
 
 import aiohttp
 
 from tests.conftest import SpawnWorker
 from tests.http.helpers import call
+from worker.testing import wait_for
 
 
-async def eventually_status(
-    http: aiohttp.ClientSession, method: str, url: str, expect: int, within: float = 5.0
-) -> int:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        status, _, _ = await call(http, method, url)
-        if status == expect or asyncio.get_running_loop().time() > deadline:
-            return status
-        await asyncio.sleep(0.05)
+async def answers(http: aiohttp.ClientSession, url: str, expect: int) -> bool:
+    """Whether ``GET url`` answers ``expect`` now."""
+    status, _, _ = await call(http, "GET", url)
+    return status == expect
 
 
 async def test_two_workers_share_one_bucket(
@@ -51,13 +47,14 @@ async def test_two_workers_share_one_bucket(
         json={"config": {"model": {"responses": ["patched"]}}},
     )
     assert status == 200
-    for _ in range(100):
+
+    async def invoked_on_a() -> Any:
         _, out, _ = await call(
             http, "POST", f"{a.url}/v1/agents/{agent_id}/invoke", json={"input": "hi"}
         )
-        if out["output"] == "patched":
-            break
-        await asyncio.sleep(0.05)
+        return out if out["output"] == "patched" else None
+
+    out = await wait_for(invoked_on_a, what="the patch to reach worker A")
     assert out["output"] == "patched"
 
     # Both list it; a delete through A is seen by B.
@@ -66,7 +63,9 @@ async def test_two_workers_share_one_bucket(
         assert agent_id in [x["id"] for x in listed["agents"]]
     status, _, _ = await call(http, "DELETE", f"{a.url}/v1/agents/{agent_id}")
     assert status == 204
-    assert await eventually_status(http, "GET", f"{b.url}/v1/agents/{agent_id}", 404) == 404
+    await wait_for(
+        lambda: answers(http, f"{b.url}/v1/agents/{agent_id}", 404), what="B to see the delete"
+    )
 
 
 async def test_agent_survives_a_worker_restart(
