@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +19,6 @@ from worker.outbound.ssrf import CallbackPolicy
 
 LOOPBACK = CallbackPolicy(["127.0.0.0/8"])
 """A policy that lets pushes reach these tests' receivers, which listen on loopback."""
-
-
-async def until(condition: Callable[[], bool], *, within: float = 10.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within:g}s: {condition}")
-        await asyncio.sleep(0.02)
 
 
 def resolved(type_name: str, config: dict[str, Any]) -> ResolvedAgent:
@@ -58,9 +48,12 @@ async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, st
             event[name] = value.removeprefix(" ")
 
 
-async def sse_frames(resp: aiohttp.ClientResponse) -> list[dict[str, Any]]:
-    """Every frame of an SSE response (``id`` checked against ``seq``)."""
-    frames = []
+async def sse_frames(
+    resp: aiohttp.ClientResponse, into: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Every frame of an SSE response (``id`` checked against ``seq``), added to ``into`` as
+    they arrive when it is given (a test can wait on them)."""
+    frames = [] if into is None else into
     async for event in sse_events(resp):
         frame = orjson.loads(event["data"])
         if event.get("event") != "error":

@@ -18,7 +18,7 @@ from worker.agents.fake_model import split_tokens
 from worker.streaming.frames import STARTED, Draft
 from worker.streaming.hub import StreamOptions
 from worker.streaming.log import FrameLog
-from worker.testing import NatsServer, WorkerProcess
+from worker.testing import NatsServer, WorkerProcess, wait_for
 
 REPLY = "Streaming works token by token."
 LIMITS = StreamOptions().limits
@@ -57,8 +57,9 @@ async def test_watchers_on_another_worker_replay_then_follow_live(
     agent_id = await create_agent(http, a.url, "steps", {"steps": 20, "step_delay": "50ms"})
     async with http.post(f"{a.url}/v1/agents/{agent_id}/stream", json={"input": "x"}) as run:
         task_id = run.headers["X-Task-ID"]
-        runner = asyncio.create_task(sse_frames(run))
-        await asyncio.sleep(0.4)  # mid-run
+        seen: list[dict[str, Any]] = []
+        runner = asyncio.create_task(sse_frames(run, seen))
+        await wait_for(lambda: len(seen) >= 6, what="the run's first six frames")  # mid-run
         url = f"{b.url}/v1/tasks/{task_id}/events"
         async with http.ws_connect(f"{url}?from_seq=3") as ws:
             over_ws = await ws_frames(ws)
@@ -210,9 +211,11 @@ async def test_a_watcher_that_leaves_a_quiet_task_is_let_go_at_once(
     async with http.ws_connect(url) as ws:
         assert orjson.loads((await ws.receive()).data)["seq"] == 1
         assert await _open_sockets(http, worker.url) == before + 1
-    # No frame will come for this task: the worker must not wait for one to notice.
-    for _ in range(40):
-        if await _open_sockets(http, worker.url) == before:
-            break
-        await asyncio.sleep(0.05)
+    # No frame will come for this task: the worker must not wait for one to notice, nor for
+    # its watchdog (idle_check, 5 s), so the deadline stays below that.
+
+    async def let_go() -> bool:
+        return await _open_sockets(http, worker.url) == before
+
+    await wait_for(let_go, what="the watcher's socket closed on the server", within=4.0)
     assert await _open_sockets(http, worker.url) == before

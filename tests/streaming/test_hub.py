@@ -16,11 +16,22 @@ from worker.agents.fake_model import split_tokens
 from worker.errors import DeadlineExceeded
 from worker.streaming.hub import HANDBACK, StreamHub
 from worker.streaming.schemas import Frame
+from worker.testing import wait_for
 
 
 async def collect(hub: StreamHub, task_id: str, from_seq: int = 1) -> list[dict[str, Any]]:
     async with hub.reader(task_id, from_seq=from_seq) as reader:
         return [orjson.loads(f.data) async for f in reader]
+
+
+async def stored(hub: StreamHub, task_id: str, seq: int) -> None:
+    """Wait until ``task_id``'s frames up to ``seq`` are in the log."""
+
+    async def newest() -> bool:
+        last = await hub.last_seq(task_id)
+        return last is not None and last[0] >= seq
+
+    await wait_for(newest, what=f"frame {seq} of {task_id} stored")
 
 
 async def test_steps_run_emits_started_progress_and_completed(hub: StreamHub) -> None:
@@ -75,7 +86,7 @@ async def test_late_reader_replays_from_seq_then_follows_live(hub: StreamHub) ->
     task_id = uuid.uuid4().hex
     agent = resolved("steps", {"steps": 10, "step_delay": "40ms"})
     run = asyncio.create_task(hub.run(agent, "x", task_id=task_id, time_limit=10))
-    await asyncio.sleep(0.2)
+    await stored(hub, task_id, 3)
     frames = await collect(hub, task_id, from_seq=3)
     await run
     assert_run(frames, first=3)
@@ -86,7 +97,7 @@ async def test_seq_continues_across_attempts(hub: StreamHub) -> None:
     task_id = uuid.uuid4().hex
     slow = resolved("steps", {"steps": 50, "step_delay": "20ms"})
     first = asyncio.create_task(hub.run(slow, "x", task_id=task_id, time_limit=10))
-    await asyncio.sleep(0.15)
+    await stored(hub, task_id, 3)  # started, and processing
     first.cancel(HANDBACK)  # as a draining worker hands the job back
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -113,7 +124,7 @@ async def test_deadline_and_cancel_end_with_a_final_frame(hub: StreamHub) -> Non
 
     cancelled = uuid.uuid4().hex
     run = asyncio.create_task(hub.run(slow, "x", task_id=cancelled, time_limit=10))
-    await asyncio.sleep(0.2)
+    await stored(hub, cancelled, 2)  # started, and processing
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run

@@ -14,10 +14,11 @@ import pytest
 from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
-from tests.streaming.helpers import assert_run, create_agent, push_receiver, sse_frames, until
+from tests.jobs.conftest import record_in
+from tests.streaming.helpers import assert_run, create_agent, push_receiver, sse_frames
 from tests.streaming.test_endpoints import ws_frames
 from worker.agents.fake_model import split_tokens
-from worker.testing import NatsServer, WorkerProcess
+from worker.testing import NatsServer, WorkerProcess, wait_for
 
 
 @pytest.fixture
@@ -63,22 +64,26 @@ async def submit(
 
 async def finished(http: aiohttp.ClientSession, w: WorkerProcess, task_id: str) -> dict[str, Any]:
     """The task's view once it has an outcome."""
-    for _ in range(1500):
+
+    async def outcome() -> dict[str, Any] | None:
         async with http.get(f"{w.url}/v1/tasks/{task_id}") as resp:
             view: dict[str, Any] = await resp.json()
-            if resp.status == 200 and view["status"] not in {"queued", "running"}:
-                return view
-        await asyncio.sleep(0.02)
-    raise AssertionError("the job did not finish")
+            done = resp.status == 200 and view["status"] not in {"queued", "running"}
+            return view if done else None
+
+    return await wait_for(outcome, what="the job finished")
 
 
 async def running(http: aiohttp.ClientSession, w: WorkerProcess, task_id: str) -> None:
-    for _ in range(200):
-        async with http.get(f"{w.url}/v1/tasks/{task_id}") as resp:
-            if resp.status == 200 and (await resp.json())["status"] == "running":
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the job did not start")
+    await wait_for(lambda: record_in(http, w.url, task_id, "running"), what="the job started")
+
+
+async def follow(
+    http: aiohttp.ClientSession, url: str, into: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every frame at ``url`` (SSE), added to ``into`` as they arrive."""
+    async with http.get(url) as sse:
+        return await sse_frames(sse, into)
 
 
 async def test_job_push_receiver_gets_the_full_sequence(
@@ -126,8 +131,11 @@ async def test_job_watchers_on_another_worker_replay_then_follow(
     agent_id = await create_agent(http, runner.url, "steps", {"steps": 30, "step_delay": "50ms"})
     task_id = await submit(nc, job_env, agent_id, "x")
     await running(http, runner, task_id)
-    await asyncio.sleep(0.3)
     url = f"{other.url}/v1/tasks/{task_id}/events"
+    # Mid-run: the late watchers below replay frames 2 to 4 and more.
+    seen: list[dict[str, Any]] = []
+    watcher = asyncio.create_task(follow(http, url, seen))
+    await wait_for(lambda: len(seen) >= 5, what="the job's first five frames")
     async with http.ws_connect(f"{url}?from_seq=2") as ws:
         over_ws = await ws_frames(ws)
     async with http.get(url, headers={"Last-Event-ID": "4"}) as sse:
@@ -138,6 +146,7 @@ async def test_job_watchers_on_another_worker_replay_then_follow(
     assert everything[-1]["seq"] == 32
     assert over_ws == everything[1:]
     assert over_sse == everything[4:]
+    assert await watcher == everything
 
 
 async def test_job_stream_url_outside_the_allow_list_gets_no_connection(
@@ -169,7 +178,7 @@ async def test_job_stream_url_outside_the_allow_list_gets_no_connection(
             return [line for line in lines if "push refused" in line and task_id in line]
 
         # The refusal is logged; it is final (never retried), so no connection can follow it.
-        await until(lambda: bool(refusals()))
+        await wait_for(refusals, what="the refusal logged")
         assert "WORKER_CALLBACK_ALLOW" in refusals()[0]
         assert rec.accepted == 0
     # The run's frames stay in the log, served as ever.

@@ -11,10 +11,11 @@ import orjson
 
 from tests.streaming.helpers import LOOPBACK, assert_run, resolved
 from worker.http.sockets import SendWatch
+from worker.streaming.feed import Reader
 from worker.streaming.frames import PROCESSING, STARTED, Draft
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.streaming.live import header_int
-from worker.testing import NatsServer
+from worker.testing import NatsServer, wait_for
 
 REPUBLISHED = (
     b"NATS/1.0\r\nNats-Msg-Id: t:7\r\nNats-Stream: AGENTOS_FRAMES\r\n"
@@ -30,15 +31,25 @@ def test_header_int_reads_the_republish_headers() -> None:
     assert header_int(b"NATS/1.0\r\nNats-Last-Sequence:\r\n\r\n", b"\r\nNats-Last-Sequence:") == 0
 
 
+async def settled(readers: list[Reader], count: int) -> None:
+    """Wait until ``count`` readers are following (subscribed, and caught up with the log)."""
+    await wait_for(
+        lambda: len(readers) == count and not any(r.catching_up for r in readers),
+        what=f"{count} readers following",
+    )
+
+
 async def run_and_watch(hub: StreamHub, watchers: int) -> list[list[dict[str, object]]]:
     task_id = uuid.uuid4().hex
+    following: list[Reader] = []
 
     async def watch() -> list[dict[str, object]]:
         async with hub.reader(task_id) as reader:
+            following.append(reader)
             return [orjson.loads(f.data) async for f in reader]
 
     readers = [asyncio.create_task(watch()) for _ in range(watchers)]
-    await asyncio.sleep(0.1)
+    await settled(following, watchers)  # the run's frames reach them live
     agent = resolved("steps", {"steps": 20, "step_delay": "5ms"})
     await hub.run(agent, "x", task_id=task_id, time_limit=10)
     return await asyncio.wait_for(asyncio.gather(*readers), 10)
@@ -79,13 +90,15 @@ async def test_watchers_of_a_task_with_nothing_to_replay_create_no_consumer(
         task_id, first.encode(task_id=task_id, seq=1, attempt=1), seq=1, after_sseq=0
     )
     subject = hub.log.subject(task_id)
+    following: list[Reader] = []
 
     async def watch() -> list[int]:
         async with hub.reader(task_id, from_seq=2) as reader:
+            following.append(reader)
             return [f.seq async for f in reader]
 
     readers = [asyncio.create_task(watch()) for _ in range(20)]
-    await asyncio.sleep(0.5)
+    await settled(following, 20)
     consumers = await hub.log.js.consumers_info(hub.options.stream)
     assert not [c for c in consumers if c.config.filter_subject == subject]
     for seq in range(2, 6):
@@ -105,6 +118,8 @@ async def test_send_watch_cancels_only_a_send_that_waits_too_long() -> None:
     async def pump(*, stuck: bool) -> bool:
         watch = SendWatch(0.2)
         try:
+            # The sleeps play the scenario, they order nothing: a send that never completes
+            # (cancelled by the watch), and sends that complete with pauses between them.
             if stuck:
                 watch.since = loop.time()  # a send the socket never takes
                 await asyncio.sleep(5)
@@ -136,12 +151,17 @@ async def test_replays_short_and_long_deliver_every_frame_short_ones_without_a_c
             acks.append(await hub.log.publish_async(task_id, data, seq=seq))
         await asyncio.gather(*acks)
 
-        async def watch(from_seq: int, task_id: str = task_id) -> list[int]:
+        following: list[Reader] = []
+
+        async def watch(
+            from_seq: int, task_id: str = task_id, following: list[Reader] = following
+        ) -> list[int]:
             async with hub.reader(task_id, from_seq=from_seq) as reader:
+                following.append(reader)
                 return [f.seq async for f in reader]
 
         readers = [asyncio.create_task(watch(stored - 8)) for _ in range(5)]
-        await asyncio.sleep(0.5)
+        await settled(following, 5)  # their replays done
         if stored < 32:
             consumers = await hub.log.js.consumers_info(hub.options.stream)
             subject = hub.log.subject(task_id)
@@ -176,7 +196,7 @@ async def test_a_long_replay_goes_at_the_readers_pace_and_leaves_no_consumer(
             async for frame in reader:
                 seqs.append(frame.seq)
                 if frame.seq % 500 == 0:
-                    await asyncio.sleep(0.05)  # a reader slower than the server
+                    await asyncio.sleep(0.05)  # the scenario: a reader slower than the server
         return seqs
 
     assert await asyncio.wait_for(watch(), 60) == list(range(1, stored + 1))

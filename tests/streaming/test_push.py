@@ -16,13 +16,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.streaming.helpers import LOOPBACK, assert_run, push_receiver, resolved, until
+from tests.streaming.helpers import LOOPBACK, assert_run, push_receiver, resolved
 from tests.streaming.test_hub import collect
 from worker.agents.fake_model import split_tokens
 from worker.outbound.ssrf import CallbackPolicy
 from worker.streaming.hub import StreamHub
 from worker.streaming.push import PushOptions
-from worker.testing import NatsServer, free_port
+from worker.testing import NatsServer, free_port, wait_for
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -59,13 +59,19 @@ async def test_receiver_that_drops_and_comes_back_sees_every_seq(hub: StreamHub)
     assert seqs == sorted(seqs) or len(seqs) > 32
 
 
+def _failed_connections() -> float:
+    labels = {"service": "test", "outcome": "error"}
+    return REGISTRY.get_sample_value("agentos_stream_push_connections_total", labels) or 0.0
+
+
 async def test_receiver_down_at_first_is_reached_when_it_comes_up(hub: StreamHub) -> None:
     port = free_port()
     agent = resolved("steps", {"steps": 3, "step_delay": "1ms"})
     task_id = uuid.uuid4().hex
+    failed = _failed_connections()
     await hub.run(agent, "x", task_id=task_id, time_limit=10, stream_url=f"ws://127.0.0.1:{port}/s")
     assert hub.pushing == 1  # the job is done; the pusher keeps trying on its own
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: _failed_connections() > failed, what="the pusher to fail to connect")
     got: list[int] = []
     done = asyncio.Event()
 
@@ -91,10 +97,7 @@ async def test_receiver_that_never_comes_back_is_given_up(hub: StreamHub) -> Non
         time_limit=10,
         stream_url=f"ws://127.0.0.1:{free_port()}/s",
     )
-    for _ in range(100):
-        if hub.pushing == 0:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: hub.pushing == 0, what="the pusher to give up")
     assert hub.pushing == 0
 
 
@@ -124,10 +127,7 @@ async def test_push_span_is_a_child_of_the_job_trace(nats: NatsServer) -> None:
             await asyncio.wait_for(rec.done.wait(), 10)
             # The push span ends when the pusher has closed its connection: wait for that (a
             # loaded machine takes more than a moment) rather than cancel it at hub.stop().
-            for _ in range(500):
-                if hub.pushing == 0:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for(lambda: hub.pushing == 0, what="the pusher to close its connection")
             assert hub.pushing == 0
     finally:
         await hub.stop()
@@ -171,7 +171,7 @@ async def test_stream_url_the_policy_refuses_gets_no_connection(
             agent = resolved("steps", {"steps": 3, "step_delay": "1ms"})
             result = await hub.run(agent, "x", task_id=task_id, time_limit=10, stream_url=url)
             # A refusal is final: the pusher ends instead of retrying, so nothing can follow.
-            await until(lambda: hub.pushing == 0)
+            await wait_for(lambda: hub.pushing == 0, what="the pusher to end")
             assert rec.accepted == 0
         assert _refused_pushes() == refused_before + 1
         # The run went on, and its frames are in the log for any reader.

@@ -1,13 +1,13 @@
 """A reader that stops reading while a run streams thousands of frames: the worker's memory
 stays bounded, the stalled reader is coalesced, caught up from the log, or closed with 4008;
-others keep their pace."""
+others get every frame in order. (The pace they keep meanwhile is measured by
+``python -m bench.streaming``, its ``stalled`` mode.)"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import socket
-import time
 from pathlib import Path
 
 import aiohttp
@@ -66,27 +66,23 @@ async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
         task_id = run.headers["X-Task-ID"]
         events = f"{w.url}/v1/tasks/{task_id}/events".replace("http", "ws", 1)
         stalled = [await stalled_reader(events) for _ in range(STALLED)]
-        fast: list[tuple[dict[str, object], float]] = []
+        frames: list[dict[str, object]] = []
 
         async def read_fast() -> None:
             async with http.ws_connect(events) as ws:
-                fast.extend([(orjson.loads(msg.data), time.time()) async for msg in ws])
+                frames.extend([orjson.loads(msg.data) async for msg in ws])
 
         reading = asyncio.create_task(read_fast())
         peak = baseline
         run_body = asyncio.create_task(run.read())
         while not run_body.done():
             peak = max(peak, rss_mib(w))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the pace of the memory samples; orders nothing
         await asyncio.wait_for(reading, 30)
 
-    # Every frame reached the reader that kept reading, in order, at pace.
-    frames = [f for f, _ in fast]
+    # Every frame reached the reader that kept reading, in order.
     assert_run(frames)
     assert len(frames) == 2 * WORDS + 1
-    lags = sorted(at - _ts(f) for f, at in fast)
-    p99 = lags[int(len(lags) * 0.99)]
-    assert p99 < 2.0, p99
 
     # The stalled readers got coalesced frames or were closed as too slow, with a resume seq.
     outcomes = []
@@ -111,13 +107,6 @@ async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
     growth = peak - baseline
     print(
         f"worker RSS: baseline {baseline:.1f} MiB, peak {peak:.1f} MiB (+{growth:.1f}); "
-        f"fast reader p99 lag {p99 * 1000:.1f} ms over {len(frames)} frames; "
-        f"stalled: {[(c, len(g)) for c, _, g in outcomes]}"
+        f"fast reader {len(frames)} frames; stalled: {[(c, len(g)) for c, _, g in outcomes]}"
     )
     assert growth < 64, growth
-
-
-def _ts(frame: dict[str, object]) -> float:
-    from datetime import datetime  # noqa: PLC0415
-
-    return datetime.fromisoformat(str(frame["ts"])).timestamp()

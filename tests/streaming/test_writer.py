@@ -13,7 +13,7 @@ from worker.streaming.frames import COMPLETED, PROCESSING, STARTED, TOKEN, Draft
 from worker.streaming.hub import StreamHub
 from worker.streaming.log import FrameLog, LogLimits
 from worker.streaming.writer import FrameWriter
-from worker.testing import NatsServer
+from worker.testing import NatsServer, wait_for
 
 LIMITS = LogLimits(max_age=3600, max_bytes=1 << 26, max_per_task=1000)
 
@@ -43,7 +43,7 @@ async def test_frames_emitted_while_nats_restarts_are_published_after_it(tmp_pat
         for i in range(1, 4):  # emitted while the log is unreachable: retried, not dropped
             writer.emit(Draft(status=PROCESSING, progress=i * 25, message=f"step {i}"))
         writer.emit(Draft(status=COMPLETED, progress=100, message="done", result="ok"))
-        await asyncio.sleep(1.5)
+        await wait_for(lambda: not nc.is_connected, what="the client to see the server go")
         server.start()
         await writer.close(within=20)
 
