@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 import tracemalloc
 from typing import Any
 from uuid import UUID
@@ -22,6 +21,8 @@ from worker.agents import runtime
 from worker.agents.providers import BASIC_ANSWER
 from worker.agents.store import ResolvedAgent
 from worker.errors import Unavailable
+from worker.resilience import Resilience, RetryPolicy
+from worker.testing import wait_for
 
 NO_RETRY = {"max_attempts": 1}
 
@@ -94,16 +95,13 @@ async def test_an_outage_is_refused_before_the_runnable_starts_with_the_chains_e
     runs = Runs()
     work = Started(agent, runs)
     before = (_refused(p_name), _refused(s_name))
-    start = time.perf_counter()
     for _ in range(100):
         with pytest.raises(Unavailable) as refused:
             await runtime.execute(agent, work, time_limit=5)
-    each = (time.perf_counter() - start) / 100
+    # (How fast a refusal is: python -m bench.outage, whose invocations admission refuses.)
     assert (work.calls, runs.chains, runs.models) == (0, 0, 0)
     assert (primary.count, secondary.count) == (1, 1)
     assert (_refused(p_name), _refused(s_name)) == (before[0] + 100, before[1] + 100)
-    print(f"\nadmission refusal: {each * 1e6:.0f} us per run")  # shown with pytest -s
-    assert each < 0.005  # generous: microseconds on an idle machine
 
     # The same error the chain gives when asked directly (its Runnable starts, then refuses).
     with pytest.raises(Unavailable) as chained:
@@ -124,6 +122,12 @@ async def test_an_outage_is_refused_before_the_runnable_starts_with_the_chains_e
 
 async def test_a_half_open_breaker_still_admits_exactly_one_trial(primary: FakeOpenAI) -> None:
     primary.set(mode="status", status=500)
+    # The suite's default settings, in hand: the test watches the primary's breaker.
+    resilience = Resilience(
+        fail_max=3,
+        reset_timeout=30,
+        retry=RetryPolicy(max_attempts=1, initial_backoff=0.01, max_wait=5),
+    )
     agent = resolve_agent(
         "chat",
         {
@@ -131,6 +135,7 @@ async def test_a_half_open_breaker_still_admits_exactly_one_trial(primary: FakeO
                 primary, breaker={"fail_max": 1, "reset_timeout": "500ms"}, retry=NO_RETRY
             )
         },
+        resilience,
     )
     assert agent.admission is not None
     with pytest.raises(Unavailable):
@@ -143,10 +148,12 @@ async def test_a_half_open_breaker_still_admits_exactly_one_trial(primary: FakeO
 
     # Due: admission lets the next run through and the breaker makes it the trial. It answers
     # slowly, so every other run arrives while it is out, and is refused before it starts.
-    await asyncio.sleep(0.55)
+    breaker = resilience.get(provider_name(primary))
+    assert breaker is not None
+    await wait_for(lambda: breaker.refuses_for() is None, what="the breaker due for a trial")
     primary.set(reply="From the primary.", delay=0.3)
     trial = asyncio.create_task(runtime.invoke(agent, "hi", time_limit=5))
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: primary.count == 2, what="the trial's request at the primary")
     assert primary.count == 2
     runs = Runs()
     works = [Started(agent, runs) for _ in range(9)]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen, State
+from worker.testing import wait_for
 
 
 class Boom(Exception):
@@ -18,8 +18,29 @@ class Boom(Exception):
 
 
 async def _failing() -> None:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a real coroutine: it yields to the loop once, then fails
     raise Boom
+
+
+async def _succeeding() -> None:
+    return None
+
+
+class Slow:
+    """A call that outlasts the test unless it is cancelled; ``started`` once it was admitted."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.gate = asyncio.Event()
+
+    async def __call__(self) -> None:
+        self.started = True
+        await self.gate.wait()
+
+
+async def _due(breaker: AsyncBreaker) -> None:
+    """Wait until the open breaker's reset_timeout is over: its next call is the trial."""
+    await wait_for(lambda: breaker.refuses_for() is None, what=f"{breaker.name} due for a trial")
 
 
 async def _call(breaker: AsyncBreaker, fn: Callable[[], Awaitable[object]]) -> None:
@@ -40,11 +61,12 @@ async def test_a_failing_async_def_trips_it() -> None:
         nonlocal called
         called = True
 
-    start = time.perf_counter()
     with pytest.raises(BreakerOpen) as info:
         await _call(breaker, never)
-    assert time.perf_counter() - start < 0.01  # refused before the await, not after
     assert not called
+    # Refused before the await, not after: entering the guard raises, without a loop turn.
+    with pytest.raises(BreakerOpen), breaker.calling():
+        pytest.fail("admitted")
     assert 29 < info.value.retry_after <= 30
     assert info.value.status == 503
     assert info.value.retryable
@@ -72,7 +94,7 @@ async def test_concurrent_calls_in_half_open_admit_exactly_one() -> None:
     with pytest.raises(Boom):
         await _call(breaker, _failing)
     assert breaker.state is State.OPEN
-    await asyncio.sleep(0.06)
+    await _due(breaker)
 
     gate = asyncio.Event()
     entered = 0
@@ -83,7 +105,9 @@ async def test_concurrent_calls_in_half_open_admit_exactly_one() -> None:
         await gate.wait()
 
     tasks = [asyncio.create_task(_call(breaker, trial)) for _ in range(20)]
-    await asyncio.sleep(0.01)
+    await wait_for(
+        lambda: entered + sum(t.done() for t in tasks) >= 20, what="every caller let in or refused"
+    )
     assert entered == 1
     assert breaker.state is State.HALF_OPEN
     refused = [t for t in tasks if t.done()]
@@ -99,7 +123,7 @@ async def test_a_failed_trial_opens_it_again() -> None:
     breaker = AsyncBreaker(name="t-trial-fails", fail_max=1, reset_timeout=0.05)
     with pytest.raises(Boom):
         await _call(breaker, _failing)
-    await asyncio.sleep(0.06)
+    await _due(breaker)
     with pytest.raises(Boom):
         await _call(breaker, _failing)
     assert breaker.state is State.OPEN
@@ -108,8 +132,9 @@ async def test_a_failed_trial_opens_it_again() -> None:
 
 async def test_a_cancelled_call_does_not_count_and_stays_a_cancellation() -> None:
     breaker = AsyncBreaker(name="t-cancel", fail_max=1, reset_timeout=30)
-    task = asyncio.create_task(_call(breaker, lambda: asyncio.sleep(10)))
-    await asyncio.sleep(0.01)
+    slow = Slow()
+    task = asyncio.create_task(_call(breaker, slow))
+    await wait_for(lambda: slow.started, what="the call admitted")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -120,7 +145,7 @@ async def test_a_cancelled_call_does_not_count_and_stays_a_cancellation() -> Non
     # A deadline (asyncio.timeout cancels inside) is not a failure either, and stays a timeout.
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.01):
-            await _call(breaker, lambda: asyncio.sleep(10))
+            await _call(breaker, Slow())
     assert breaker.fail_counter == 0
     assert breaker.state is State.CLOSED
 
@@ -129,27 +154,28 @@ async def test_a_cancelled_trial_frees_the_half_open_slot() -> None:
     breaker = AsyncBreaker(name="t-cancel-trial", fail_max=1, reset_timeout=0.05)
     with pytest.raises(Boom):
         await _call(breaker, _failing)
-    await asyncio.sleep(0.06)
-    trial = asyncio.create_task(_call(breaker, lambda: asyncio.sleep(10)))
-    await asyncio.sleep(0.01)
+    await _due(breaker)
+    slow = Slow()
+    trial = asyncio.create_task(_call(breaker, slow))
+    await wait_for(lambda: slow.started, what="the trial admitted")
     assert breaker.state is State.HALF_OPEN
     trial.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await trial
     assert breaker.state is State.HALF_OPEN  # no outcome recorded
-    await _call(breaker, lambda: asyncio.sleep(0))  # the next caller is the trial
+    await _call(breaker, _succeeding)  # the next caller is the trial
     assert breaker.state is State.CLOSED
 
 
 async def test_a_slow_success_from_before_the_trip_does_not_close_it() -> None:
     breaker = AsyncBreaker(name="t-generation", fail_max=1, reset_timeout=30)
-    gate = asyncio.Event()
-    slow = asyncio.create_task(_call(breaker, gate.wait))
-    await asyncio.sleep(0.01)
+    call = Slow()
+    slow = asyncio.create_task(_call(breaker, call))
+    await wait_for(lambda: call.started, what="the slow call admitted")
     with pytest.raises(Boom):
         await _call(breaker, _failing)
     assert breaker.state is State.OPEN
-    gate.set()
+    call.gate.set()
     await slow  # admitted while closed; its success says nothing about the open endpoint
     assert breaker.state is State.OPEN
 
@@ -163,17 +189,17 @@ async def test_refuses_for_answers_as_admission_would_without_taking_the_call() 
     assert wait is not None
     assert 0.1 < wait <= 0.2  # open: until it half-opens
 
-    await asyncio.sleep(0.21)
+    await _due(breaker)
     assert breaker.refuses_for() is None  # due: the next call would be the trial ...
     assert breaker.state is State.OPEN  # ... and asking did not take it
-    gate = asyncio.Event()
-    trial = asyncio.create_task(_call(breaker, gate.wait))
-    await asyncio.sleep(0.01)
+    call = Slow()
+    trial = asyncio.create_task(_call(breaker, call))
+    await wait_for(lambda: call.started, what="the trial admitted")
     assert breaker.state is State.HALF_OPEN
     assert breaker.refuses_for() == 0.2  # the trial is out: come back when it may be done
     with pytest.raises(BreakerOpen) as refused:
         await _call(breaker, _failing)
     assert refused.value.retry_after == 0.2
-    gate.set()
+    call.gate.set()
     await trial
     assert breaker.refuses_for() is None  # closed again

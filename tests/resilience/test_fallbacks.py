@@ -13,6 +13,7 @@ from tests.resilience.conftest import build_chat, openai_spec, provider_name
 from worker.agents.providers import BASIC_ANSWER
 from worker.errors import Unavailable
 from worker.resilience import Resilience, RetryPolicy, run_scope
+from worker.testing import wait_for
 
 FAST_BREAKER = {"fail_max": 3, "reset_timeout": "1s"}
 NO_RETRY = {"max_attempts": 1}
@@ -21,11 +22,18 @@ NO_RETRY = {"max_attempts": 1}
 async def test_primary_failing_opens_its_breaker_then_one_trial_then_traffic_returns(
     primary: FakeOpenAI, secondary: FakeOpenAI
 ) -> None:
+    # The suite's default settings, in hand: the test watches the primary's breaker.
+    resilience = Resilience(
+        fail_max=3,
+        reset_timeout=30,
+        retry=RetryPolicy(max_attempts=1, initial_backoff=0.01, max_wait=5),
+    )
     chat = build_chat(
         {
             "model": openai_spec(primary, breaker=FAST_BREAKER, retry=NO_RETRY),
             "fallbacks": [openai_spec(secondary)],
-        }
+        },
+        resilience,
     )
     with run_scope(time_limit=10) as report:
         assert await chat.ainvoke("hi") == "From the primary."
@@ -38,19 +46,21 @@ async def test_primary_failing_opens_its_breaker_then_one_trial_then_traffic_ret
         assert (report.provider, report.degraded) == (provider_name(secondary), True)
     assert primary.count == 4
 
-    # Open: the primary is skipped at once, without a request and without waiting.
-    skipped = []
+    # Open: the primary is skipped, without a request: each call goes straight to the
+    # secondary. (How fast: python -m bench.outage measures a call that skips the primary.)
     for _ in range(20):
-        start = time.perf_counter()
-        assert await chat.ainvoke("hi") == "From the secondary."
-        skipped.append(time.perf_counter() - start)
+        with run_scope(time_limit=10) as report:
+            assert await chat.ainvoke("hi") == "From the secondary."
+        assert (report.provider, report.degraded) == (provider_name(secondary), True)
     assert primary.count == 4
-    assert max(skipped) < 0.25, skipped  # generous: one loopback call to the secondary
+    assert secondary.count == 23
 
     # After reset_timeout the primary recovers; of many concurrent calls exactly one is the
     # trial (the primary answers slowly, so the others arrive while it is out).
     primary.set(reply="From the primary.", delay=0.3)
-    await asyncio.sleep(1.05)
+    breaker = resilience.get(provider_name(primary))
+    assert breaker is not None
+    await wait_for(lambda: breaker.refuses_for() is None, what="the breaker due for a trial")
     answers = await asyncio.gather(*(chat.ainvoke("hi") for _ in range(10)))
     assert primary.count == 5
     assert answers.count("From the primary.") == 1
@@ -97,10 +107,8 @@ async def test_no_basic_provider_raises_unavailable_with_the_first_half_open(
     assert first.value.status == 503
     assert first.value.code == "provider_unavailable"
 
-    start = time.perf_counter()
     with pytest.raises(Unavailable) as again:
-        await chat.ainvoke("hi")  # both skipped at once
-    assert time.perf_counter() - start < 0.05
+        await chat.ainvoke("hi")  # both skipped at once: neither gets a request (below)
     assert 7 < again.value.retry_after <= 8  # type: ignore[operator]
     assert (primary.count, secondary.count) == (1, 1)
     assert [d["provider"] for d in again.value.details] == [
@@ -125,10 +133,12 @@ async def test_transient_errors_are_retried_with_backoff(primary: FakeOpenAI) ->
     chat = build_chat(
         {"model": openai_spec(primary, retry={"max_attempts": 3, "initial_backoff": "50ms"})}
     )
-    start = time.perf_counter()
     assert await chat.ainvoke("hi") == "From the primary."
-    # Waits of 50ms and 100ms, each plus up to 50ms of jitter.
-    assert 0.15 <= time.perf_counter() - start < 2
+    # Waits of at least 50ms and 100ms (plus up to 50ms of jitter each) between the attempts,
+    # as the server saw them.
+    first, second, third = (r.at for r in primary.requests)
+    assert second - first >= 0.05
+    assert third - second >= 0.1
     assert primary.count == 3
 
 
@@ -141,7 +151,7 @@ async def test_a_429_retry_after_is_honoured(primary: FakeOpenAI) -> None:
     assert await chat.ainvoke("hi") == "From the primary."
     assert time.perf_counter() - start >= 0.4
     waited = primary.requests[1].at - primary.requests[0].at
-    assert 0.4 <= waited < 1.5
+    assert waited >= 0.4  # as the server asked
     assert primary.count == 2
 
 
@@ -155,11 +165,11 @@ async def test_retries_never_wait_past_the_deadline(
             "fallbacks": [openai_spec(secondary)],
         }
     )
-    start = time.perf_counter()
     with run_scope(time_limit=1.0) as report:
+        # A 3s wait would pass the 1s deadline: the run would fail instead of falling back.
         assert await chat.ainvoke("hi") == "From the secondary."
-    assert time.perf_counter() - start < 0.5  # a 3s wait would pass the 1s deadline
     assert primary.count == 1
+    assert secondary.count == 1
     assert report.degraded
 
 
@@ -175,7 +185,9 @@ async def test_a_hanging_provider_times_out_and_falls_back(
     )
     start = time.perf_counter()
     assert await chat.ainvoke("hi") == "From the secondary."
-    assert 0.3 <= time.perf_counter() - start < 2
+    assert time.perf_counter() - start >= 0.3  # it gave the primary its timeout
+    # ... and no more: the secondary was asked while the primary still hung (its 10 s).
+    assert secondary.requests[0].at < primary.requests[0].at + 10
 
 
 async def test_tokens_still_stream_through_the_guard_and_the_fallback(

@@ -1,13 +1,12 @@
-"""A burst of 1,000 invocations while the only provider is down: every one fails fast with 503
-and ``Retry-After``, refused at admission (no agent run starts), no task is left behind and
-memory stays flat (in-process worker, so its tasks and memory are this process's)."""
+"""A burst of 1,000 invocations while the only provider is down: every one fails with 503 and
+``Retry-After``, refused at admission (no agent run starts), no task is left behind and memory
+stays flat (in-process worker, so its tasks and memory are this process's). How fast they fail
+is measured by ``python -m bench.outage``."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import statistics
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ from tests.http.helpers import call
 from tests.resilience.conftest import openai_spec
 from worker.config import Settings
 from worker.server import RunningWorker, running_worker
-from worker.testing import NatsServer
+from worker.testing import NatsServer, wait_for
 
 BURST = 1000
 CONCURRENCY = 4
@@ -78,70 +77,57 @@ async def test_a_burst_during_an_outage_fails_fast_without_leaks(
         assert status == 201, agent
         url = f"{in_process.http_url}/v1/agents/{agent['id']}/invoke"
 
-        async def invoke() -> tuple[int, float, str | None]:
-            start = time.perf_counter()
+        async def invoke() -> tuple[int, str | None]:
             async with http.post(url, json={"input": "hello"}) as resp:
                 await resp.read()
-                return resp.status, time.perf_counter() - start, resp.headers.get("Retry-After")
+                return resp.status, resp.headers.get("Retry-After")
 
         # Trip the breaker, then warm up (first-use allocations, connection pool).
         tripping = [await invoke() for _ in range(3)]
-        assert [s for s, _, _ in tripping] == [503, 503, 503]
+        assert [s for s, _ in tripping] == [503, 503, 503]
         for _ in range(25):  # with the burst's concurrency: its connections are open too
             await asyncio.gather(*(invoke() for _ in range(CONCURRENCY)))
         assert provider.count == 3
 
         gc.collect()
         tasks_before = len(asyncio.all_tasks())
-        served_before = _served()
         runs_before = _chat_runs()
         rss_before = rss_bytes()
 
-        results: list[tuple[int, float, str | None]] = []
+        results: list[tuple[int, str | None]] = []
 
         todo = iter(range(BURST))  # shared by the clients: exactly BURST calls in all
 
         async def client() -> None:
             for _ in todo:
-                results.append(await invoke())  # noqa: PERF401 - timed one by one
+                results.append(await invoke())  # noqa: PERF401 - one by one, as clients do
 
-        started = time.perf_counter()
         async with asyncio.timeout(60):
             await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-        wall = time.perf_counter() - started
 
-        await asyncio.sleep(0.2)  # let anything that would linger show up
+        # The burst's own tasks (its requests' handlers) end once answered; a leak would not.
+        await wait_for(
+            lambda: len(asyncio.all_tasks()) - tasks_before <= 3, what="the burst's tasks ended"
+        )
         gc.collect()
         tasks_after = len(asyncio.all_tasks())
-        served = {le: n - served_before[le] for le, n in _served().items()}
         runs = _chat_runs() - runs_before
         rss_after = rss_bytes()
 
     assert len(results) == BURST
-    assert {s for s, _, _ in results} == {503}
-    assert all(ra is not None and 250 <= int(ra) <= 300 for _, _, ra in results)
+    assert {s for s, _ in results} == {503}
+    assert all(ra is not None and 250 <= int(ra) <= 300 for _, ra in results)
     assert provider.count == 3  # not one request reached the provider during the burst
     assert runs == 0  # nor did one agent run start: every invocation was refused at admission
-    latencies = sorted(t for _, t, _ in results)
-    p50 = statistics.median(latencies)
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
     growth = rss_after - rss_before
-    server_under_10ms = served["0.01"] / served["+Inf"]
     print(  # figures for the report, shown with pytest -s
-        f"\nburst: {len(results)} invocations, {CONCURRENCY} concurrent, {wall:.2f}s "
-        f"({len(results) / wall:.0f}/s); client-side p50 {p50 * 1000:.2f} ms, "
-        f"p99 {p99 * 1000:.2f} ms, max {latencies[-1] * 1000:.2f} ms; server-side "
-        f"{server_under_10ms:.1%} under 10 ms, {served['0.0025'] / served['+Inf']:.1%} under "
-        f"2.5 ms; tasks {tasks_before} -> {tasks_after}; "
+        f"\nburst: {len(results)} invocations, {CONCURRENCY} concurrent; "
+        f"tasks {tasks_before} -> {tasks_after}; "
         f"RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB"
     )
     # No task leaks: a leak would be one per invocation; NATS pull pollers come and go.
     assert tasks_after - tasks_before <= 3
     assert growth < 16 * 2**20  # flat: well under 16 KiB per invocation
-    # The target is p99 < 10 ms (met on an idle machine: see the printed figures). Speed is
-    # measured in bench/; a test on a shared CI machine, with the client on the worker's own
-    # loop, asserts a sanity bound only: nothing waited on the network or a retry.
-    assert p99 < 0.100
 
 
 def _chat_runs() -> float:
@@ -153,20 +139,3 @@ def _chat_runs() -> float:
         or 0.0
         for outcome in ("ok", "error", "timeout", "cancelled")
     )
-
-
-def _served() -> dict[str, float]:
-    """Invoke answers with 503 so far, by histogram bucket (``le``)."""
-    out = {}
-    for le in ("0.0025", "0.01", "+Inf"):
-        value = REGISTRY.get_sample_value(
-            "agentos_http_request_duration_seconds_bucket",
-            {
-                "service": "ai-worker",
-                "endpoint": "/v1/agents/{agent_id}/invoke",
-                "status": "503",
-                "le": le,
-            },
-        )
-        out[le] = value or 0.0
-    return out
