@@ -163,7 +163,7 @@ class FakeOpenAI:
         if how.mode != "ok":
             return await self._fail(request, how)
         if how.delay:
-            await asyncio.sleep(how.delay)
+            await asyncio.sleep(how.delay)  # the behaviour asked for: a slow provider
         if stream:
             return await self._stream(request, how, model, body)
         return web.json_response(_completion(how, model))
@@ -199,7 +199,7 @@ class FakeOpenAI:
             await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
             for token in tokens:
                 if how.token_delay:
-                    await asyncio.sleep(how.token_delay)
+                    await asyncio.sleep(how.token_delay)  # the behaviour asked for: slow tokens
                 await _event(resp, _chunk(cid, model, {"content": token}))
             await _event(resp, _chunk(cid, model, {}, finish="stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
