@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 
 import orjson
 import pytest
 
 from tests.threads.conftest import Connect, OpenStore
 from worker.errors import ThreadBusy
+from worker.testing import wait_for
 from worker.threads import Holder, ThreadStore, keys
 from worker.threads.bucket import ThreadsBucket
-
-
-async def wait_for(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def raw_bucket(connect: Connect, name: str) -> ThreadsBucket:
@@ -45,7 +38,9 @@ async def test_two_holders_race_and_exactly_one_wins(open_store: OpenStore) -> N
             refused.append(exc)
 
     tasks = [asyncio.create_task(run(f"w{i}", s)) for i, s in enumerate((a, b, a, b))]
-    await wait_for(lambda: len(won) + len(refused) == 4 or len(refused) == 3)
+    await wait_for(
+        lambda: len(won) + len(refused) == 4 or len(refused) == 3, what="every holder's answer"
+    )
     assert len(won) == 1
     assert [(e.status, e.code) for e in refused] == [(409, "thread_busy")] * 3
     release.set()
@@ -118,7 +113,7 @@ async def test_a_lease_is_renewed_while_the_run_goes(open_store: OpenStore) -> N
     thread = uuid.uuid4().hex
     async with a.lease(thread, "long-run") as lease:
         first_expiry = lease.expires_at
-        await wait_for(lambda: time.time() > first_expiry + 0.5)  # past the first TTL
+        await wait_for(lambda: time.time() > first_expiry + 0.5, what="past the first TTL")
         assert lease.expires_at > first_expiry
         with pytest.raises(ThreadBusy):
             async with b.lease(thread, "other"):
@@ -137,7 +132,7 @@ async def test_a_lease_taken_over_is_reported_lost_and_not_released(
         # finds out ...
         taker = {"worker_id": "fast", "run_id": "run-2", "expires_at": time.time() + 60}
         await other.put(keys.lease(thread), orjson.dumps(taker))
-        await wait_for(lease.lost.is_set)
+        await wait_for(lease.lost.is_set, what="the renewal to find the lease lost")
     # ... and the late first holder's release leaves the new holder's lease alone.
     info = await store.leases.current(thread)
     assert info is not None
