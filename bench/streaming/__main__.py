@@ -16,8 +16,13 @@ concurrent WebSocket connections (default 100 and 1,000) runs, for ``--seconds``
 Once every watcher is connected (and frames flow for a second), the clients count the
 WebSocket messages they receive for ``--seconds`` and the frame lag (receive time minus the
 frame's ``ts``); the CPU time of every process over those seconds is read from ``/proc``. The
-server under test gets a CPU of its own (``procs.Placement``). Results go to
-``bench/results/streaming.md``. All traffic is on loopback and every phase is bounded in time.
+server under test gets a CPU of its own (``procs.Placement``).
+
+- stalled (worker only, ``bench.streaming.stalled``): one run streaming thousands of frames to
+  readers that stop reading and to one that keeps reading; that reader's frame lag.
+
+Results go to ``bench/results/streaming.md``. All traffic is on loopback and every phase is
+bounded in time.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 from bench.streaming import procs
 from bench.streaming.clients import Result, run_bare_phase, run_worker_phase
 from bench.streaming.procs import CpuMeter, Placement
+from bench.streaming.stalled import StalledResult, run_stalled_phase
 from worker.testing import NatsServer, WorkerProcess, free_port, wait_for_port
 
 OUTPUT = Path("bench/results/streaming.md")
@@ -98,10 +104,11 @@ async def main(args: argparse.Namespace) -> None:
         return lambda extra: CpuMeter({**fixed, **extra})
 
     results: list[Result] = []
+    stalled: StalledResult | None = None
     try:
         wait_for_port(bare_port)
         bare_url = f"ws://127.0.0.1:{bare_port}"
-        for mode in args.modes:
+        for mode in (m for m in args.modes if m != "stalled"):
             for conns in args.levels if mode == "paced" else args.flood_levels:
                 for target in ("worker", "bare"):
                     if target == "worker":
@@ -136,6 +143,11 @@ async def main(args: argparse.Namespace) -> None:
                         flush=True,
                     )
                     await asyncio.sleep(1)
+        if "stalled" in args.modes:
+            stalled = await run_stalled_phase(
+                worker.url, words=args.stalled_words, stalled=args.stalled_readers
+            )
+            print(stalled.line(), flush=True)
     finally:
         worker.stop()
         bare.terminate()
@@ -158,6 +170,7 @@ async def main(args: argparse.Namespace) -> None:
         "server process; load generator: the clients and the publisher).\n\n"
         + table(results)
         + "\n"
+        + (f"\n{stalled.line()}\n" if stalled is not None else "")
     )
     print(report)
     if args.output:
@@ -176,7 +189,16 @@ def parse_args() -> argparse.Namespace:
         help="connections of the flood phase (1,000 flooding sockets starve the 2-core "
         "load generator itself)",
     )
-    p.add_argument("--modes", type=lambda s: s.split(","), default=["paced", "flood"])
+    p.add_argument("--modes", type=lambda s: s.split(","), default=["paced", "flood", "stalled"])
+    p.add_argument(
+        "--stalled-words",
+        type=int,
+        default=4000,
+        help="stalled: words of the run's reply (a frame per word and per space)",
+    )
+    p.add_argument(
+        "--stalled-readers", type=int, default=5, help="stalled: readers that stop reading"
+    )
     p.add_argument(
         "--flood-rate",
         type=float,
@@ -211,6 +233,7 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.quick:
         args.seconds, args.output = 2.0, None
+        args.stalled_words = min(args.stalled_words, 500)
     return args
 
 

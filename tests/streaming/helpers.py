@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tests.agents.helpers import local_agent
@@ -70,6 +72,18 @@ def assert_run(frames: list[dict[str, Any]], *, first: int = 1, final: str = "co
     assert [f["status"] for f in frames].count(final) == 1
     assert frames[-1]["status"] == final
     assert all(f["status"] in {"started", "processing"} for f in frames[:-1])
+
+
+async def stalled_reader(url: str) -> ClientConnection:
+    """A WebSocket client that reads nothing: tiny receive buffer, one-message queue."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = url.split("//")[1].split("/", maxsplit=1)[0].split(":")
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    return await websockets.connect(
+        url, sock=sock, max_queue=1, compression=None, proxy=None, ping_interval=None
+    )
 
 
 @dataclass

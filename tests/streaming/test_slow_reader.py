@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 from pathlib import Path
 
 import aiohttp
 import orjson
 import websockets
-from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import SpawnWorker
-from tests.streaming.helpers import assert_run
+from tests.streaming.helpers import assert_run, stalled_reader
 from worker.testing import WorkerProcess
 
 WORDS = 4000  # 8,000 tokens (words and spaces), each word 60 characters: ~2.3 MB of frames
@@ -29,18 +27,6 @@ def rss_mib(proc: WorkerProcess) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-async def stalled_reader(url: str) -> ClientConnection:
-    """A WebSocket client that reads nothing: tiny receive buffer, one-message queue."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    host, port = url.split("//")[1].split("/", maxsplit=1)[0].split(":")
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    return await websockets.connect(
-        url, sock=sock, max_queue=1, compression=None, proxy=None, ping_interval=None
-    )
 
 
 async def test_stalled_readers_keep_memory_bounded_and_others_keep_pace(
