@@ -5,7 +5,14 @@ OpenAI-compatible server answering 500. After `fail_max` failures the breaker is
 invocation must fail fast with 503 + `Retry-After`, without touching the provider. Beside it, in
 the same run, a bare aiohttp handler answering the same 503 JSON is the floor. Prints p50/p99
 client latency at 4 and 64 concurrent connections, the worker's RSS before and after, and the
-provider's request count. Loopback only; every loop bounded.
+provider's request count. Then two outages beside healthy parts:
+
+- ``bench.outage.fallback``: an agent whose primary is that provider and whose fallback is a
+  healthy one, against an agent calling the healthy one directly;
+- ``bench.outage.callbacks``: a job callback receiver down beside a healthy one, the healthy
+  one's publish -> callback latency before and during.
+
+Loopback only; every loop bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench.outage.callbacks import measure_neighbours
+from bench.outage.fallback import measure_fallback, provider
 from tests.fakes.openai_server import FakeOpenAI
 from worker.testing import NatsServer, WorkerProcess
 
@@ -72,7 +81,8 @@ async def bare_server() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/invoke"
 
 
-async def main(n: int) -> None:
+async def main(n: int, callback_jobs: int) -> str:
+    """Run every measurement; the report."""
     server = NatsServer().start()
     w = WorkerProcess(
         {
@@ -96,16 +106,9 @@ async def main(n: int) -> None:
     )
     rows = []
     try:
-        async with FakeOpenAI() as provider, aiohttp.ClientSession() as http:
-            provider.set(mode="status", status=500)
-            spec = {
-                "provider": "openai",
-                "model": "gpt-test",
-                "base_url": provider.base_url,
-                "api_key": "sk-test",
-                "timeout": "2s",
-                "breaker": {"fail_max": 3, "reset_timeout": "10m"},
-            }
+        async with FakeOpenAI() as down, aiohttp.ClientSession() as http:
+            down.set(mode="status", status=500)
+            spec = provider(down, breaker={"fail_max": 3, "reset_timeout": "10m"})
             async with http.post(
                 w.url + "/v1/agents", json={"type": "chat", "config": {"model": spec}}
             ) as resp:
@@ -116,7 +119,7 @@ async def main(n: int) -> None:
                     await resp.read()
             assert bare.stdout is not None
             bare_url = bare.stdout.readline().strip()
-            tripped = provider.count
+            tripped = down.count
             for conc in (4, 64):
                 await burst(http, url, 200, conc)  # warm-up
                 await burst(http, bare_url, 200, conc)
@@ -125,7 +128,9 @@ async def main(n: int) -> None:
                 rss1 = rss_mib(w.proc.pid) if w.proc else 0.0
                 floor = await burst(http, bare_url, n, conc)
                 rows.append((conc, lat, floor, rss0, rss1))
-            reached = provider.count - tripped
+            reached = down.count - tripped
+            fallback = await measure_fallback(http, w.url, down, n, 4)
+        neighbours = await measure_neighbours(server.url, callback_jobs)
     finally:
         bare.terminate()
         bare.wait(5)
@@ -149,11 +154,21 @@ async def main(n: int) -> None:
         "",
         f"Requests that reached the provider during the bursts: {reached}",
         "",
-        f"Command: `python -m bench.outage --invocations {n}`",
+        f"Primary down, its breaker open, {n} invocations at 4 concurrent answered by the "
+        f"fallback: p50 {pct(fallback.chain, 0.5):.2f} ms, p99 {pct(fallback.chain, 0.99):.2f} "
+        f"ms; the fallback's agent called directly: p50 {pct(fallback.direct, 0.5):.2f} ms, "
+        f"p99 {pct(fallback.direct, 0.99):.2f} ms; requests that reached the primary: "
+        f"{fallback.reached_primary}",
+        "",
+        f"Job callbacks, {callback_jobs} one at a time, publish -> callback at the healthy "
+        f"receiver: p50 {pct(neighbours.before, 0.5):.2f} ms, p99 "
+        f"{pct(neighbours.before, 0.99):.2f} ms; with a neighbour receiver down (its breaker "
+        f"open): p50 {pct(neighbours.during, 0.5):.2f} ms, p99 "
+        f"{pct(neighbours.during, 0.99):.2f} ms, max {pct(neighbours.during, 1.0):.2f} ms",
+        "",
+        f"Command: `python -m bench.outage --invocations {n} --callback-jobs {callback_jobs}`",
     ]
-    print("\n".join(text))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(text) + "\n")
+    return "\n".join(text) + "\n"
 
 
 async def serve_bare_forever() -> None:
@@ -169,4 +184,11 @@ async def serve_bare_forever() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="fast-failing invocations during an outage")
     parser.add_argument("--invocations", type=int, default=1000)
-    asyncio.run(main(parser.parse_args().invocations))
+    parser.add_argument("--callback-jobs", type=int, default=200)
+    parser.add_argument("--output", default=str(RESULTS), help="where to save; '-': print only")
+    args = parser.parse_args()
+    report = asyncio.run(main(args.invocations, args.callback_jobs))
+    print(report, end="")
+    if args.output != "-":
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(report)
