@@ -5,7 +5,8 @@ LangServe) in turn: start the server in its own subprocess, then for each
 concurrency level run a warmup and a measured wrk run (waiting for the server
 to go idle before each), print a markdown table and save it (default
 ``bench/results/http.md``). Only 127.0.0.1 is loaded; every run is bounded
-by ``--duration``.
+by ``--duration``. When the worker is among the servers, ``bench.http.loopstall``
+follows: the worker's event loop during a CPU-bound sync agent.
 
 By default the servers (and the worker's nats-server) are pinned to the first
 CPU and wrk to the others, so each server gets one core and the load
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.http import loadgen, machine, procs, report, runnables, targets
+from bench.http import loadgen, loopstall, machine, procs, report, runnables, targets
 from bench.http.serverargs import Loop
 
 DEFAULT_OUTPUT = procs.REPO_ROOT / "bench" / "results" / "http.md"
@@ -241,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
 
     doc = report.document(rows, command, setup)
+    if "worker" in args.servers:
+        stall = loopstall.measure(spins=2 if args.quick else 5, seconds=1.0 if args.quick else 2.0)
+        doc = doc.rstrip("\n") + "\n\n" + "\n".join(stall.lines()) + "\n"
     print(f"\n{doc}")
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
