@@ -228,7 +228,7 @@ class FakeOpenAI:
             arguments = orjson.dumps(call.args).decode()
             for start in range(0, len(arguments), ARGUMENT_PIECE):
                 if how.token_delay:
-                    await asyncio.sleep(how.token_delay)
+                    await asyncio.sleep(how.token_delay)  # the behaviour asked for: slow tokens
                 piece = {
                     "index": index,
                     "function": {"arguments": arguments[start : start + ARGUMENT_PIECE]},
