@@ -39,6 +39,8 @@ class Receiver:
     headers: dict[str, str] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     attempts: int = 0
+    attempted_at: list[float] = field(default_factory=list)
+    """When each request came in (``time.monotonic()``), answered 2xx or not."""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,6 +53,7 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        self.attempted_at.append(time.monotonic())
         body = await request.read()
         if self.status // 100 == 2:
             self.deliveries.append(Delivery(dict(request.headers), body, time.monotonic()))
