@@ -8,40 +8,27 @@ from typing import Any
 
 import aiohttp
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from tests.conftest import SpawnWorker
-from tests.http.helpers import call
+from tests.http.helpers import call, metric
+from worker.testing import wait_for
 
 IN_FLIGHT = "agentos_http_invocations_in_flight"
 SOCKETS = "agentos_websocket_connections"
 FINAL = {"completed", "failed", "cancelled"}
 
 
-async def _gauge(http: aiohttp.ClientSession, base: str, name: str) -> float:
-    _, text, _ = await call(http, "GET", base + "/metrics")
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    return 0.0
+async def _gauge_settles(http: aiohttp.ClientSession, base: str, name: str, want: float) -> None:
+    """Wait until the worker's gauge ``name`` reads ``want`` (a slot that leaked never does)."""
 
+    async def reads_want() -> bool:
+        return await metric(http, base, name, service="ai-worker") == want
 
-async def _gauge_settles(
-    http: aiohttp.ClientSession, base: str, name: str, want: float, *, within: float = 5.0
-) -> float:
-    """The gauge's value once it reads ``want``, or its last value when ``within`` runs out."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await _gauge(http, base, name)
-        if value == want or loop.time() >= deadline:
-            return value
-        await asyncio.sleep(0.02)  # a poll interval: the wait itself is on the gauge
+    await wait_for(reads_want, what=f"{name} to read {want:g}", within=10)
 
 
 async def _send_at_once(url: str, texts: list[str], *, close: bool) -> list[dict[str, Any]]:
@@ -102,8 +89,8 @@ async def test_a_chat_socket_closed_before_its_run_starts_gives_its_slot_back(
     for attempt in range(3):
         await _send_at_once(chat_url, [f'{{"input": "run {attempt}"}}'], close=True)
         # The worker is done with the socket once it no longer counts it.
-        assert await _gauge_settles(http, w.url, SOCKETS, 0.0) == 0.0
-    assert await _gauge_settles(http, w.url, IN_FLIGHT, 0.0) == 0.0
+        await _gauge_settles(http, w.url, SOCKETS, 0.0)
+    await _gauge_settles(http, w.url, IN_FLIGHT, 0.0)
     status, body, _ = await call(
         http, "POST", f"{w.url}/v1/agents/{echo['id']}/invoke", json={"input": "after"}
     )
@@ -132,4 +119,4 @@ async def test_a_cancel_read_with_the_input_cancels_the_run_once_it_has_started(
     assert frames[0]["status"] == "started"
     assert frames[-1]["status"] == "cancelled"
     assert {f["task_id"] for f in frames} == {frames[0]["task_id"]}
-    assert await _gauge_settles(http, w.url, IN_FLIGHT, 0.0) == 0.0
+    await _gauge_settles(http, w.url, IN_FLIGHT, 0.0)
