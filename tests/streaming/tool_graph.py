@@ -68,7 +68,7 @@ class ScriptedToolModel(BaseChatModel):
             yield ChatGenerationChunk(message=chunk)
             return
         for token in split_tokens(chunk.content):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a real stream yields to the loop between tokens
             token_chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
             if run_manager:
                 await run_manager.on_llm_new_token(token, chunk=token_chunk)
