@@ -108,6 +108,9 @@ class AsyncBreaker:
         self._generation = 0
         self._trial_in_flight = False
         BREAKER_STATE.labels(name).set(State.CLOSED)
+        # Every transition's series exists from the start, so increase() sees the first one.
+        for state in State:
+            BREAKER_TRANSITIONS.labels(name, state.label)
 
     # --- settings (shared breakers take the latest agent's settings) ---------------------------
 
