@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.helpers import DASHBOARDS, PROMETHEUS, ROOT, load_documents
+from tests.deploy import dashboard
+from tests.deploy.helpers import PROMETHEUS, ROOT, load_documents
 from worker.http.app import ROUTES
 
 METRICS_MODULE = ROOT / "worker" / "telemetry" / "metrics.py"
-DASHBOARD = DASHBOARDS / "agentos-worker.json"
 ALERTS = PROMETHEUS / "alerts.yml"
 # Labels Prometheus adds to every scraped series, whatever the worker exports.
 TARGET_LABELS = {"instance", "job", "pod", "namespace", "container", "service"}
@@ -30,6 +30,7 @@ SELECTOR = re.compile(r"\b(agentos_[a-z0-9_]+)\s*\{([^}]*)\}")
 MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"([^\"]*)\"")
 GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 LEGEND_LABEL = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+VARIABLE_MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*=~\s*\"\$([a-zA-Z_][a-zA-Z0-9_]*)\"")
 TEMPLATE_LABEL = re.compile(r"\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)")
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",), "gauge": ("",)}
 
@@ -70,30 +71,12 @@ def _defined_metrics() -> dict[str, Metric]:
 DEFINED = _defined_metrics()
 
 
-def _dashboard() -> dict[str, Any]:
-    with DASHBOARD.open(encoding="utf-8") as f:
-        data: dict[str, Any] = json.load(f)
-    return data
-
-
-def _panels() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for panel in _dashboard()["panels"]:
-        out.append(panel)
-        out.extend(panel.get("panels", []))
-    return out
-
-
 def _dashboard_queries() -> list[tuple[str, str]]:
     """(where, PromQL-ish text): every target with its legend, and every variable query."""
-    queries = [
-        (f"panel {panel['title']!r}", f"{target['expr']}\n{target.get('legendFormat', '')}")
-        for panel in _panels()
-        for target in panel.get("targets", [])
-    ]
+    queries = [(q.where, f"{q.expr}\n{q.legend}") for q in dashboard.panel_queries()]
     queries.extend(
         (f"variable {var['name']}", var["definition"])
-        for var in _dashboard()["templating"]["list"]
+        for var in dashboard.variables()
         if var["type"] == "query"
     )
     return queries
@@ -189,12 +172,11 @@ def test_dashboard_covers_the_operators_questions() -> None:
 
 
 def test_dashboard_is_importable() -> None:
-    dashboard = _dashboard()
-    assert dashboard["uid"] == "agentos-worker"
-    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert dashboard.load()["uid"] == "agentos-worker"
+    variables = {v["name"]: v for v in dashboard.variables()}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    panels = _panels()
+    panels = dashboard.panels()
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in panels:
@@ -206,6 +188,21 @@ def test_dashboard_is_importable() -> None:
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
+
+
+def test_panels_follow_the_template_variables() -> None:
+    # Picking a worker, a service or an agent type at the top narrows every panel it can.
+    variables = {v["name"] for v in dashboard.variables()}
+    assert {"datasource", "instance", "agent_type"} <= variables
+    for query in dashboard.panel_queries():
+        names = METRIC_NAME.findall(query.expr)
+        selectors = SELECTOR.findall(query.expr)
+        assert len(selectors) == len(names), f"{query.where}: a metric without a selector"
+        for name, body in selectors:
+            matchers = set(VARIABLE_MATCHER.findall(body))
+            wanted = {"instance"} | (DEFINED[name].labels & variables)
+            for label in wanted:
+                assert (label, label) in matchers, f'{query.where}: no {label}=~"${label}"'
 
 
 def test_every_alert_says_what_to_do() -> None:
