@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from worker.config import ENV_PREFIX, Settings
@@ -61,3 +64,15 @@ def find(kind: str, name: str) -> Manifest:
 def setting_variables() -> set[str]:
     """The environment variable of every field of ``Settings``."""
     return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def debian_binary(name: str) -> str:
+    """The path of ``name`` (``prometheus``, ``promtool``) from Debian's ``prometheus``
+    package, which .ci/run installs: without it the test is skipped on a developer's machine
+    and fails in CI, where it must run."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing in CI: .ci/run installs Debian's prometheus package")
+        pytest.skip(f"{name} not installed (apt-get install prometheus)")
+    return path

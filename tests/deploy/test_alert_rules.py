@@ -6,24 +6,16 @@ test is skipped on a developer's machine and fails in CI, where it must run.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
 
-from tests.deploy.helpers import PROMETHEUS
-
-PROMTOOL = shutil.which("promtool")
+from tests.deploy.helpers import PROMETHEUS, debian_binary
 
 
 @pytest.fixture
 def promtool() -> str:
-    if PROMTOOL is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI: .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return PROMTOOL
+    return debian_binary("promtool")
 
 
 @pytest.mark.parametrize(
