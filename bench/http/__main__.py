@@ -4,9 +4,10 @@ For each agent (echo, chat) and each server (bare aiohttp, the worker,
 LangServe) in turn: start the server in its own subprocess, then for each
 concurrency level run a warmup and a measured wrk run (waiting for the server
 to go idle before each), print a markdown table and save it (default
-``bench/results/http.md``). Only 127.0.0.1 is loaded; every run is bounded
-by ``--duration``. When the worker is among the servers, ``bench.http.loopstall``
-follows: the worker's event loop during a CPU-bound sync agent.
+``bench/results/http.md``, its plot beside it in ``http.png``). Only 127.0.0.1
+is loaded; every run is bounded by ``--duration``. When the worker is among the
+servers, ``bench.http.loopstall`` follows: the worker's event loop during a
+CPU-bound sync agent.
 
 By default the servers (and the worker's nats-server) are pinned to the first
 CPU and wrk to the others, so each server gets one core and the load
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import plot
 from bench.http import loadgen, loopstall, machine, procs, report, runnables, targets
 from bench.http.serverargs import Loop
 
@@ -101,7 +103,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--output",
         type=Path,
         default=None,
-        help="markdown file to write (default bench/results/http.md; none with --quick)",
+        help="markdown file to write, its plot beside it as .png (default "
+        "bench/results/http.md; none with --quick)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -249,10 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(doc)
-        shown = args.output.resolve()
-        if shown.is_relative_to(procs.REPO_ROOT):
-            shown = shown.relative_to(procs.REPO_ROOT)
-        print(f"saved to {shown}")
+        picture = report.plot(rows, plot.png_beside(args.output))
+        for path in (args.output, picture):
+            shown = path.resolve()
+            if shown.is_relative_to(procs.REPO_ROOT):
+                shown = shown.relative_to(procs.REPO_ROOT)
+            print(f"saved to {shown}")
     return 0
 
 

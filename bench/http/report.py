@@ -1,11 +1,13 @@
-"""Markdown report: one table of all runs, the goals, and how it was run."""
+"""The report: one markdown table of all runs, the goals, how it was run, and its plot."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.http.loadgen import RunResult
+from bench.plot import Point, Series, write_png
 
 NOISY_OTHER_CPU = 0.10
 SHORT_MARK = " (short)"
@@ -157,3 +159,28 @@ def document(rows: Sequence[Row], command: str, setup: Sequence[str]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+# The worker first (it takes the first colour), then its baselines.
+PLOT_LABELS = {"worker": "worker", "bare": "bare aiohttp (floor)", "langserve": "LangServe"}
+
+
+def plot(rows: Sequence[Row], path: Path) -> Path:
+    """The table's req/s, p50 and p99 against connections, a row of panels per agent."""
+    series = [
+        Series(
+            label,
+            [Point(r.connections, r.result.rps, r.result.p50_ms, r.result.p99_ms) for r in runs],
+            group=agent,
+        )
+        for agent in dict.fromkeys(row.agent for row in rows)
+        for server, label in PLOT_LABELS.items()
+        if (runs := [r for r in rows if (r.agent, r.server) == (agent, server)])
+    ]
+    return write_png(
+        path,
+        title="HTTP: worker vs bare aiohttp vs LangServe",
+        series=series,
+        load="connections (wrk, keep-alive)",
+        throughput="successful req/s",
+    )

@@ -12,6 +12,7 @@ One run, one machine, loopback only:
    frames, ``ainvoke``, result, signed callback, ack, and nothing else.
 5. Floor of the transport: the same N messages in a stream of their own, drained by a bare
    nats-py fetch-and-ack loop in its own process (no parsing, no agent, no result, no callback).
+The table goes to ``bench/results/jobs.md`` (``--output``), its plot beside it (``jobs.png``).
 Every loop is bounded in count and time.
 """
 
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +37,7 @@ import orjson
 from aiohttp import web
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from bench.plot import Point, Series, png_beside, write_png
 from worker.testing import NatsServer, WorkerProcess
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "jobs.md"
@@ -65,6 +68,28 @@ class Receiver:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run: a row of the table and a point of the plot."""
+
+    label: str
+    processes: int
+    rate: float | None  # jobs/s, flat-out runs only
+    latencies: list[float]  # publish -> callback, seconds
+
+    def row(self) -> tuple[str, str, str, str]:
+        rate = "-" if self.rate is None else f"{self.rate:,.0f} jobs/s"
+        return (
+            self.label,
+            rate,
+            f"{pct(self.latencies, 0.5):.1f}",
+            f"{pct(self.latencies, 0.99):.1f}",
+        )
+
+    def point(self) -> Point:
+        return Point(self.processes, self.rate, pct(self.latencies, 0.5), pct(self.latencies, 0.99))
 
 
 def task(task_id: str, agent_id: str, callback: str) -> bytes:
@@ -167,7 +192,7 @@ def start_workers(count: int, nats_url: str, batch: int) -> list[WorkerProcess]:
 
 async def measure_pool(
     count: int, server: NatsServer, rx: Receiver, base: str, *, n: int, batch: int, seconds: float
-) -> list[tuple[str, str, str, str]]:
+) -> tuple[Run, Run]:
     """Flat-out throughput and half-rate latency of a pool of ``count`` workers."""
     workers = start_workers(count, server.url, batch)
     try:
@@ -190,25 +215,18 @@ async def measure_pool(
             w.stop()
             shutil.rmtree(w.env["WORKER_STATE_DIR"], ignore_errors=True)
     label = f"{count} worker{'s' if count > 1 else ''}"
-    return [
-        (
-            f"{label}: publish -> callback, flat out",
-            f"{rate:,.0f} jobs/s",
-            f"{pct(lat, 0.5):.1f}",
-            f"{pct(lat, 0.99):.1f}",
-        ),
-        (
+    return (
+        Run(f"{label}: publish -> callback, flat out", count, rate, lat),
+        Run(
             f"{label}: at half that rate ({half:,.0f}/s, {count_half} jobs)",
-            "-",
-            f"{pct(lat_half, 0.5):.1f}",
-            f"{pct(lat_half, 0.99):.1f}",
+            count,
+            None,
+            lat_half,
         ),
-    ]
+    )
 
 
-async def measure_floor(
-    count: int, server: NatsServer, rx: Receiver, base: str, *, n: int
-) -> tuple[float, tuple[str, str, str, str]]:
+async def measure_floor(count: int, server: NatsServer, rx: Receiver, base: str, *, n: int) -> Run:
     """Flat-out throughput of ``count`` floor processes on the worker's own stream."""
     limit = 120.0
     procs = [
@@ -230,10 +248,25 @@ async def measure_floor(
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 10)
     label = f"floor of the same work, {count} process{'es' if count > 1 else ''}"
-    return rate, (label, f"{rate:,.0f} jobs/s", f"{pct(lat, 0.5):.1f}", f"{pct(lat, 0.99):.1f}")
+    return Run(label, count, rate, lat)
 
 
-async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> None:
+def plot(series: list[Series], path: Path) -> Path:
+    """jobs/s, p50 and p99 against the number of processes: the pool beside its floor."""
+    return write_png(
+        path,
+        title="Jobs: worker pool vs the floor of the same work",
+        series=series,
+        load="processes (worker pool or floor)",
+        throughput="jobs/s, publish -> callback",
+        latency="publish -> callback",
+    )
+
+
+async def main(
+    n: int, latency_seconds: float, batch: int, pools: list[int]
+) -> tuple[str, list[Series]]:
+    """Run every measurement; the report and the series of its plot."""
     server = NatsServer().start()
     rx = Receiver()
     app = web.Application()
@@ -243,30 +276,30 @@ async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> 
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    rows: list[tuple[str, str, str, str]] = []
-    rates: list[float] = []
-    floors: list[float] = []
+    flat: list[Run] = []
+    halves: list[Run] = []
+    floors: list[Run] = []
     try:
         for count in pools:
-            pool_rows = await measure_pool(
+            full, half = await measure_pool(
                 count, server, rx, base, n=n, batch=batch, seconds=latency_seconds
             )
-            rows += pool_rows
-            rates.append(float(pool_rows[0][1].split()[0].replace(",", "")))
-        for count in pools:
-            floor_rate, row = await measure_floor(count, server, rx, base, n=n)
-            floors.append(floor_rate)
-            rows.append(row)
+            flat.append(full)
+            halves.append(half)
+        floors += [await measure_floor(count, server, rx, base, n=n) for count in pools]
         floor = await raw_floor(server.url, n, batch)
     finally:
         await runner.cleanup()
         server.close()
+    rows = [run.row() for pair in zip(flat, halves, strict=True) for run in pair]
+    rows += [run.row() for run in floors]
     rows.append(("raw nats-py fetch+ack loop (floor)", f"{floor:,.0f} msgs/s", "-", "-"))
     workers = ",".join(str(c) for c in pools)
     ratios = "; ".join(
-        f"{c} worker{'s' if c > 1 else ''} / floor of the same work: {r / f:.2f}x"
-        f" (/ raw loop: {r / floor:.2f}x)"
-        for c, r, f in zip(pools, rates, floors, strict=True)
+        f"{c} worker{'s' if c > 1 else ''} / floor of the same work: {r.rate / f.rate:.2f}x"
+        f" (/ raw loop: {r.rate / floor:.2f}x)"
+        for c, r, f in zip(pools, flat, floors, strict=True)
+        if r.rate is not None and f.rate
     )
     text = [
         f"Jobs benchmark: {n} jobs, fetch batch {batch}, echo agent, {os.cpu_count()} CPUs",
@@ -280,9 +313,12 @@ async def main(n: int, latency_seconds: float, batch: int, pools: list[int]) -> 
         f"Command: `python -m bench.jobs --jobs {n} --latency-seconds {latency_seconds:g} "
         f"--workers {workers}`",
     ]
-    print("\n".join(text))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(text) + "\n")
+    series = [
+        Series("worker pool, flat out", [r.point() for r in flat]),
+        Series("worker pool, at half its rate", [r.point() for r in halves]),
+        Series("floor of the same work, flat out", [r.point() for r in floors]),
+    ]
+    return "\n".join(text) + "\n", series
 
 
 if __name__ == "__main__":
@@ -295,6 +331,13 @@ if __name__ == "__main__":
         default="1,2",
         help="pool sizes to measure, one after the other (default 1,2: one per core)",
     )
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="markdown to write, its plot beside it (.png)"
+    )
     args = parser.parse_args()
     pools = [int(c) for c in args.workers.split(",") if c.strip()]
-    asyncio.run(main(args.jobs, args.latency_seconds, args.batch, pools))
+    report, series = asyncio.run(main(args.jobs, args.latency_seconds, args.batch, pools))
+    print(report, end="")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report)
+    print(f"saved to {args.output} and {plot(series, png_beside(args.output))}")

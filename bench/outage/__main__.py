@@ -5,7 +5,8 @@ OpenAI-compatible server answering 500. After `fail_max` failures the breaker is
 invocation must fail fast with 503 + `Retry-After`, without touching the provider. Beside it, in
 the same run, a bare aiohttp handler answering the same 503 JSON is the floor. Prints p50/p99
 client latency at 4 and 64 concurrent connections, the worker's RSS before and after, and the
-provider's request count. Then two outages beside healthy parts:
+provider's request count, and draws answers/s, p50 and p99 of both against concurrency beside
+the report (``outage.png``). Then two outages beside healthy parts:
 
 - ``bench.outage.fallback``: an agent whose primary is that provider and whose fallback is a
   healthy one, against an agent calling the healthy one directly;
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from bench.outage.callbacks import measure_neighbours
 from bench.outage.fallback import measure_fallback, provider
+from bench.plot import Point, Series, png_beside, write_png
 from tests.fakes.openai_server import FakeOpenAI
 from worker.testing import NatsServer, WorkerProcess
 
@@ -45,7 +48,23 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def burst(http: aiohttp.ClientSession, url: str, n: int, conc: int) -> list[float]:
+@dataclass(frozen=True)
+class Burst:
+    """One burst's client latencies (seconds, sorted) and how long the whole burst took."""
+
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Answers per second."""
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def point(self, conc: int) -> Point:
+        return Point(conc, self.rate, pct(self.latencies, 0.5), pct(self.latencies, 0.99))
+
+
+async def burst(http: aiohttp.ClientSession, url: str, n: int, conc: int) -> Burst:
     todo = iter(range(n))
     out: list[float] = []
 
@@ -58,9 +77,10 @@ async def burst(http: aiohttp.ClientSession, url: str, n: int, conc: int) -> lis
                     raise RuntimeError(f"unexpected {resp.status}")
             out.append(time.perf_counter() - start)
 
+    start = time.perf_counter()
     async with asyncio.timeout(120):
         await asyncio.gather(*(client() for _ in range(conc)))
-    return sorted(out)
+    return Burst(sorted(out), time.perf_counter() - start)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -81,8 +101,20 @@ async def bare_server() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/invoke"
 
 
-async def main(n: int, callback_jobs: int) -> str:
-    """Run every measurement; the report."""
+def plot(series: list[Series], path: Path) -> Path:
+    """Answers/s, p50 and p99 against concurrent connections: the worker beside the bare 503."""
+    return write_png(
+        path,
+        title="Outage: the worker's fast 503s vs a bare aiohttp 503",
+        series=series,
+        load="concurrent connections",
+        throughput="503 answers/s",
+        latency="client latency",
+    )
+
+
+async def main(n: int, callback_jobs: int) -> tuple[str, list[Series]]:
+    """Run every measurement; the report and the series of its plot."""
     server = NatsServer().start()
     w = WorkerProcess(
         {
@@ -104,7 +136,7 @@ async def main(n: int, callback_jobs: int) -> str:
         stdout=subprocess.PIPE,
         text=True,
     )
-    rows = []
+    rows: list[tuple[int, Burst, Burst, float, float]] = []
     try:
         async with FakeOpenAI() as down, aiohttp.ClientSession() as http:
             down.set(mode="status", status=500)
@@ -140,14 +172,15 @@ async def main(n: int, callback_jobs: int) -> str:
     text = [
         f"Outage benchmark: {n} invocations per level, the provider down and its breaker open",
         "",
-        "| concurrent | worker p50 ms | worker p99 ms | bare 503 p50 ms | bare p99 ms | "
-        "worker RSS MiB before -> after |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| concurrent | worker answers/s | worker p50 ms | worker p99 ms | bare answers/s | "
+        "bare 503 p50 ms | bare p99 ms | worker RSS MiB before -> after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for conc, lat, floor, rss0, rss1 in rows:
+    for conc, worker, bare_503, rss0, rss1 in rows:
+        ours, theirs = worker.latencies, bare_503.latencies
         text.append(
-            f"| {conc} | {pct(lat, 0.5):.2f} | {pct(lat, 0.99):.2f} | "
-            f"{pct(floor, 0.5):.2f} | {pct(floor, 0.99):.2f} | "
+            f"| {conc} | {worker.rate:,.0f} | {pct(ours, 0.5):.2f} | {pct(ours, 0.99):.2f} | "
+            f"{bare_503.rate:,.0f} | {pct(theirs, 0.5):.2f} | {pct(theirs, 0.99):.2f} | "
             f"{rss0:.1f} -> {rss1:.1f} |"
         )
     text += [
@@ -168,7 +201,11 @@ async def main(n: int, callback_jobs: int) -> str:
         "",
         f"Command: `python -m bench.outage --invocations {n} --callback-jobs {callback_jobs}`",
     ]
-    return "\n".join(text) + "\n"
+    series = [
+        Series("worker (breaker open)", [w.point(conc) for conc, w, _, _, _ in rows]),
+        Series("bare aiohttp 503 (floor)", [b.point(conc) for conc, _, b, _, _ in rows]),
+    ]
+    return "\n".join(text) + "\n", series
 
 
 async def serve_bare_forever() -> None:
@@ -185,10 +222,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="fast-failing invocations during an outage")
     parser.add_argument("--invocations", type=int, default=1000)
     parser.add_argument("--callback-jobs", type=int, default=200)
-    parser.add_argument("--output", default=str(RESULTS), help="where to save; '-': print only")
+    parser.add_argument(
+        "--output",
+        default=str(RESULTS),
+        help="where to save, the plot beside it (.png); '-': print only",
+    )
     args = parser.parse_args()
-    report = asyncio.run(main(args.invocations, args.callback_jobs))
+    report, series = asyncio.run(main(args.invocations, args.callback_jobs))
     print(report, end="")
     if args.output != "-":
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report)
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report)
+        print(f"saved to {output} and {plot(series, png_beside(output))}")

@@ -21,8 +21,8 @@ server under test gets a CPU of its own (``procs.Placement``).
 - stalled (worker only, ``bench.streaming.stalled``): one run streaming thousands of frames to
   readers that stop reading and to one that keeps reading; that reader's frame lag.
 
-Results go to ``bench/results/streaming.md``. All traffic is on loopback and every phase is
-bounded in time.
+Results go to ``bench/results/streaming.md``, their plot beside it (``streaming.png``). All
+traffic is on loopback and every phase is bounded in time.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.plot import Point, Series, png_beside, write_png
 from bench.streaming import procs
 from bench.streaming.clients import Result, run_bare_phase, run_worker_phase
 from bench.streaming.procs import CpuMeter, Placement
@@ -66,6 +67,28 @@ def table(results: list[Result]) -> str:
             f"{r.cpu_per_frame_us('server'):.0f} | {nats} | {loadgen:.0%} |"
         )
     return "\n".join(lines)
+
+
+def plot(results: list[Result], path: Path) -> Path:
+    """frames/s, p50 and p99 lag against connections, a row of panels per mode."""
+    series = [
+        Series(
+            target,
+            [Point(r.connections, r.rate, r.pct(0.5), r.pct(0.99)) for r in runs],
+            group=mode,
+        )
+        for mode in dict.fromkeys(r.mode for r in results)
+        for target in dict.fromkeys(r.target for r in results)  # the worker first
+        if (runs := [r for r in results if (r.mode, r.target) == (mode, target)])
+    ]
+    return write_png(
+        path,
+        title="Streaming: worker WebSocket watchers vs a bare aiohttp send loop",
+        series=series,
+        load="WebSocket connections",
+        throughput="frames/s delivered",
+        latency="frame lag",
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -176,6 +199,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
+        print(f"saved to {args.output} and {plot(results, png_beside(args.output))}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -228,7 +252,9 @@ def parse_args() -> argparse.Namespace:
         metavar="WORKER_X=VALUE",
         help="a setting for the worker (repeatable)",
     )
-    p.add_argument("--output", type=Path, default=OUTPUT)
+    p.add_argument(
+        "--output", type=Path, default=OUTPUT, help="markdown to write, its plot beside it (.png)"
+    )
     p.add_argument("--quick", action="store_true", help="2 s phases, not saved")
     args = p.parse_args()
     if args.quick:
