@@ -13,16 +13,17 @@ from tests.conftest import SpawnWorker
 from tests.http.helpers import call
 from tests.jobs.conftest import create_agent, go_task, tasks_subject
 from tests.jobs.receiver import Receiver
-from worker.callbacks.outbox import backoff, retry_after_seconds
+from worker.callbacks.outbox import backoff
+from worker.resilience.classify import parse_retry_after
 from worker.testing import wait_for
 
 
 def test_backoff_and_retry_after() -> None:
     assert all(0 <= backoff(n, cap=300) <= min(300, 2 ** (n - 1)) for n in range(1, 30))
-    assert retry_after_seconds("3") == 3.0
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
 
 
 async def test_429_is_retried_after_its_retry_after(

@@ -15,7 +15,12 @@ except ImportError:  # pragma: no cover - older SDKs
 from worker.agents.registry import AgentTypeRegistry
 from worker.errors import BadRequest
 from worker.resilience.breaker import BreakerOpen
-from worker.resilience.classify import classify, is_transient, retry_after_hint
+from worker.resilience.classify import (
+    classify,
+    is_transient,
+    parse_retry_after,
+    retry_after_hint,
+)
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
 
@@ -57,6 +62,18 @@ def test_retry_after_forms() -> None:
     assert retry_after_hint(_status(429, {"Retry-After": "soon"})) is None
     assert retry_after_hint(_status(429)) is None
     assert retry_after_hint(ValueError()) is None
+
+
+def test_parse_retry_after() -> None:
+    """The one Retry-After parser, which callbacks use too."""
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("-5") == 0
+    assert parse_retry_after("inf") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("") is None
+    # "-0000" makes a naive datetime: an HTTP date is UTC all the same.
+    assert parse_retry_after("Mon, 12 Jan 1970 13:46:40 -0000", now=1_000_000 - 30) == 30
+    assert parse_retry_after(email.utils.formatdate(1_000_000, usegmt=True), now=2e6) == 0
 
 
 def test_bad_resilience_config_is_a_400() -> None:

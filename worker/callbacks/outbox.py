@@ -18,7 +18,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 from nats.aio.msg import Msg
@@ -33,6 +32,7 @@ from worker.jobs.topology import CALLBACK_CONSUMER
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, refusal_in
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen
+from worker.resilience.classify import parse_retry_after
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
     CALLBACK_ATTEMPTS,
@@ -103,21 +103,6 @@ class _GiveUp:
 
 class _Rejected(Exception):
     """The receiver answered in a way that will not change (3xx, 4xx but 408/429)."""
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -330,7 +315,7 @@ class CallbackOutbox:
                     await resp.read()
                     status = resp.status
                     span.set_attribute("http.response.status_code", status)
-                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             except aiohttp.InvalidURL as exc:
                 outcome = "refused"
                 raise CallbackRefused(f"callback URL is invalid: {exc}") from None

@@ -8,8 +8,10 @@ no optional SDK itself: an exception of a module that is not loaded cannot have 
 from __future__ import annotations
 
 import email.utils
+import math
 import sys
 import time
+from datetime import UTC
 from typing import Literal, get_args
 
 ErrorKind = Literal["connection", "timeout", "rate_limit", "server_error", "client_error", "other"]
@@ -86,13 +88,28 @@ def retry_after_hint(exc: BaseException, *, now: float | None = None) -> float |
     if millis is not None:
         return max(0.0, millis / 1000)
     value = getter("retry-after")
+    if isinstance(value, int | float):  # a test double's headers may hold numbers
+        value = str(value)
+    return parse_retry_after(value if isinstance(value, str) else None, now=now)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """An HTTP ``Retry-After`` value as seconds from ``now`` (default: the current time).
+
+    Either form of RFC 9110: delay-seconds (a fraction is accepted too) or an HTTP-date; a
+    date in the past is 0. None when absent or unreadable.
+    """
+    if not value:
+        return None
     seconds = _number(value)
-    if seconds is not None or not isinstance(value, str):
-        return None if seconds is None else max(0.0, seconds)
-    try:  # the HTTP-date form
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are always in UTC
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -100,6 +117,7 @@ def _number(value: object) -> float | None:
     if not isinstance(value, str | int | float):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
