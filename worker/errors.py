@@ -11,6 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+HANDBACK = "agentos:handback"
+"""The cancel message of a run whose job will run again elsewhere (a draining worker hands it
+back): ``task.cancel(HANDBACK)``. Its frames then end with a ``processing`` frame, not a final
+``cancelled`` one."""
+
 
 class WorkerError(Exception):
     """Base: a failure with a stable ``code``, an HTTP ``status`` and a job disposition."""

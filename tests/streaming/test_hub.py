@@ -13,8 +13,8 @@ from langchain_core.messages import HumanMessage
 from tests.streaming.helpers import assert_run, resolved
 from tests.streaming.tool_graph import tool_graph
 from worker.agents.fake_model import split_tokens
-from worker.errors import DeadlineExceeded
-from worker.streaming.hub import HANDBACK, StreamHub
+from worker.errors import HANDBACK, DeadlineExceeded
+from worker.streaming.hub import StreamHub
 from worker.streaming.schemas import Frame
 from worker.testing import wait_for
 

@@ -25,7 +25,7 @@ from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
 from worker.callbacks.outbox import CallbackOutbox
 from worker.config import Settings
-from worker.errors import AgentFailed, DeadlineExceeded, NotFound, WorkerError
+from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, NotFound, WorkerError
 from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.models import (
     CallbackBody,
@@ -38,7 +38,6 @@ from worker.jobs.models import (
 )
 from worker.jobs.results import StaleRecord, Stored, TaskStore
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
-from worker.streaming.hub import HANDBACK
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import (
     JOB_DURATION,

@@ -30,7 +30,7 @@ from worker.agents import runtime
 from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
 from worker.config import Settings
-from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
+from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, WorkerError
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy
 from worker.streaming.agent_events import MAX_OUTPUT_BYTES, stream_agent
@@ -50,9 +50,6 @@ from worker.streaming.outbox import FrameQueue
 from worker.streaming.push import Pusher, PushOptions
 from worker.streaming.writer import FrameWriter, claim_next
 
-HANDBACK = "agentos:handback"
-"""Cancel a run with ``task.cancel(HANDBACK)`` when the job will run again elsewhere (draining):
-its frames then end with a ``processing`` frame, not a final ``cancelled`` one."""
 _FINAL_MESSAGES = {COMPLETED: "Execution completed", CANCELLED: "Execution cancelled"}
 
 
