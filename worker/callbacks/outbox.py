@@ -26,9 +26,8 @@ from nats.js.errors import FetchTimeoutError
 from opentelemetry import propagate, trace
 from pydantic import BaseModel, ValidationError
 
+from worker.broker.dead_letters import DeadLetterWriter
 from worker.callbacks.signing import CallbackSigner
-from worker.jobs.dead_letters import DeadLetters
-from worker.jobs.topology import CALLBACK_CONSUMER
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, refusal_in
 from worker.resilience.breaker import AsyncBreaker, BreakerOpen
@@ -43,6 +42,9 @@ from worker.telemetry.metrics import (
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("agentos.worker")
+
+CALLBACK_CONSUMER = "agentos-callbacks"
+"""The durable consumer of the outbox stream, shared by the pool."""
 
 
 class Delivery(BaseModel):
@@ -121,7 +123,7 @@ class CallbackOutbox:
         subject: str,
         policy: CallbackPolicy,
         signer: CallbackSigner,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterWriter,
         breakers: CallbackBreakers,
         timeout: float,
         retry_for: float,

@@ -10,17 +10,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
-from worker.callbacks.outbox import CallbackOutbox
+from worker.callbacks.outbox import CALLBACK_CONSUMER
 from worker.config import Settings
-from worker.jobs.dead_letters import DeadLetters
-from worker.jobs.models import (
-    TaskRecord,
-    TaskStatus,
-)
+from worker.jobs.models import TaskRecord, TaskStatus
 from worker.jobs.results import StaleRecord, TaskStore
 from worker.jobs.runner import JobRunner
-from worker.jobs.topology import CALLBACK_CONSUMER, CANCEL_SUBJECT_PREFIX
-from worker.outbound.ssrf import CallbackPolicy
+from worker.jobs.topology import CANCEL_SUBJECT_PREFIX
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import CONSUMER_PENDING
 
@@ -28,7 +23,11 @@ log = get_logger(__name__)
 
 
 class JobControl:
-    """Listens for cancels and max-delivery advisories; polls consumer lag."""
+    """Listens for cancel requests; polls the pool's consumers' lag.
+
+    A job past its last delivery needs no advisory here: the consumer delivers it once more
+    and the runner dead-letters it without running it (see ``topology``).
+    """
 
     def __init__(
         self,
@@ -38,18 +37,12 @@ class JobControl:
         settings: Settings,
         runner: JobRunner,
         tasks: TaskStore,
-        dead_letters: DeadLetters,
-        outbox: CallbackOutbox,
-        policy: CallbackPolicy,
     ) -> None:
         self._nc = nc
         self._js = js
         self._s = settings
         self._runner = runner
         self._tasks = tasks
-        self._dead = dead_letters
-        self._outbox = outbox
-        self._policy = policy
         self._subs: list[Subscription] = []
         self._lag_task: asyncio.Task[None] | None = None
 

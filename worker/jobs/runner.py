@@ -23,10 +23,10 @@ from opentelemetry import propagate, trace
 
 from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
+from worker.broker.dead_letters import DeadLetterWriter
 from worker.callbacks.outbox import CallbackOutbox
 from worker.config import Settings
 from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, NotFound, WorkerError
-from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.models import (
     CallbackBody,
     MessageRejected,
@@ -110,7 +110,7 @@ class JobRunner:
         agents: AgentStore,
         tasks: TaskStore,
         outbox: CallbackOutbox,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterWriter,
         policy: CallbackPolicy,
         execute: Execute = invoke_without_frames,
         finals: Finals | None = None,

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from opentelemetry import propagate
 
 from worker.agents.store import AgentStore
+from worker.broker.dead_letters import DeadLetterWriter
 from worker.callbacks.outbox import CallbackBreakers, CallbackOutbox
 from worker.callbacks.signing import CallbackSigner
 from worker.config import Settings
@@ -81,7 +82,7 @@ async def running_jobs(
     topology = Topology.from_settings(settings)
     kv = await ensure_all(js, topology)
     tasks = TaskStore(kv)
-    dead = DeadLetters(js=js, stream=settings.dlq_stream, subject=settings.dlq_subject)
+    dead = DeadLetterWriter(js, subject=settings.dlq_subject)
     breakers = CallbackBreakers(
         fail_max=settings.callback_breaker_fail_max,
         reset_timeout=settings.callback_breaker_reset,
@@ -124,15 +125,12 @@ async def running_jobs(
         settings=settings,
         runner=runner,
         tasks=tasks,
-        dead_letters=dead,
-        outbox=outbox,
-        policy=policy,
     )
     jobs = Jobs(
         settings=settings,
         js=js,
         tasks=tasks,
-        dead_letters=dead,
+        dead_letters=DeadLetters(js=js, stream=settings.dlq_stream, subject=settings.dlq_subject),
         outbox=outbox,
         runner=runner,
         control=control,

@@ -23,9 +23,9 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 
 from worker.broker.jetstream import ensure_bucket, ensure_consumer, ensure_stream
+from worker.callbacks.outbox import CALLBACK_CONSUMER
 from worker.config import Settings
 
-CALLBACK_CONSUMER = "agentos-callbacks"
 CANCEL_SUBJECT_PREFIX = "agent.cancel"
 
 
