@@ -20,6 +20,7 @@ from worker.testing import wait_for
 
 def test_backoff_and_retry_after() -> None:
     assert all(0 <= backoff(n, cap=300) <= min(300, 2 ** (n - 1)) for n in range(1, 30))
+    assert backoff(10_000, cap=300) <= 300  # no overflow far along
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None

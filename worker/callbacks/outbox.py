@@ -5,16 +5,13 @@ callback that must be retried goes into the outbox first. So a worker that dies 
 still gets the callback delivered, by itself or another worker: before the ack the job is
 redelivered and finds its stored result; after it, the outbox holds the callback. In the outbox
 each attempt is one delivery of its message; retrying is handing it back with a delay (``nak``),
-so the retry schedule survives restarts. The delay is computed here (exponential,
-with full jitter, honouring ``Retry-After``) because the attempt count lives in JetStream, not in
-a retry loop a library could own.
+so the retry schedule survives restarts. The delay is the receiver's ``Retry-After`` when it sent
+one, else tenacity's exponential backoff with full jitter for the attempt JetStream counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,11 +19,13 @@ from datetime import UTC, datetime
 import aiohttp
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import FetchTimeoutError
 from opentelemetry import propagate, trace
 from pydantic import BaseModel, ValidationError
+from tenacity import wait_random_exponential
 
+from worker.broker.backoff import delay_after
 from worker.broker.dead_letters import DeadLetterWriter
+from worker.broker.pull import PullConsumer
 from worker.callbacks.signing import CallbackSigner
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, refusal_in
@@ -39,9 +38,10 @@ from worker.telemetry.metrics import (
     NATS_MESSAGES,
     labelled,
 )
+from worker.telemetry.tracing import TRACER_NAME
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("agentos.worker")
+tracer = trace.get_tracer(TRACER_NAME)
 
 CALLBACK_CONSUMER = "agentos-callbacks"
 """The durable consumer of the outbox stream, shared by the pool."""
@@ -107,9 +107,10 @@ class _Rejected(Exception):
     """The receiver answered in a way that will not change (3xx, 4xx but 408/429)."""
 
 
-def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter for delivery ``attempt`` (1-based)."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311 - jitter
+def backoff(attempt: int, *, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter after delivery ``attempt`` (1-based): a random
+    wait up to ``min(cap, 2 ** (attempt - 1))`` seconds."""
+    return delay_after(wait_random_exponential(multiplier=1, max=cap), attempt)
 
 
 class CallbackOutbox:
@@ -132,7 +133,6 @@ class CallbackOutbox:
         batch: int = 64,
     ) -> None:
         self._js = js
-        self._stream = stream
         self._subject = subject
         self._policy = policy
         self._signer = signer
@@ -141,13 +141,16 @@ class CallbackOutbox:
         self._timeout = timeout
         self._retry_for = retry_for
         self._max_backoff = max_backoff
-        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
-        self._batch = batch
         self._session: aiohttp.ClientSession | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._stopping = False
+        self._pull = PullConsumer(
+            js,
+            stream=stream,
+            durable=CALLBACK_CONSUMER,
+            handle=self._deliver,
+            limit=concurrency,
+            batch=batch,
+        )
 
     async def start(self) -> None:
         """Begin delivering."""
@@ -157,44 +160,17 @@ class CallbackOutbox:
             limit=self._concurrency,
             limit_per_host=max(4, self._concurrency // 4),
         )
-        sub = await self._js.pull_subscribe_bind(durable=CALLBACK_CONSUMER, stream=self._stream)
-        self._loop_task = asyncio.create_task(self._run(sub), name="callback-outbox")
+        await self._pull.start()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop fetching; let deliveries under way finish for up to ``grace`` seconds."""
-        self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._pull.stop()
+        pending = await self._pull.wait(grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
-
-    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
-        while not self._stopping:
-            free = self._concurrency - len(self._inflight)
-            if free <= 0:
-                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            try:
-                msgs = await sub.fetch(min(free, self._batch), timeout=1.0)
-            except (FetchTimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a reconnecting client: wait and fetch again
-                log.warning("callback fetch failed", error=repr(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                task = asyncio.create_task(self._deliver(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
 
     async def send(
         self, *, task_id: str, url: str, body: bytes, traceparent: str | None = None
@@ -217,10 +193,18 @@ class CallbackOutbox:
         outcome = await self._attempt(delivery, 1)
         if outcome is None:
             return
+        data = delivery.model_dump_json().encode()
         if isinstance(outcome, _GiveUp):
-            await self._bury(delivery, outcome, 1, delivery.model_dump_json().encode())
+            await self._dead.add(
+                reason=outcome.reason,
+                detail=outcome.detail,
+                original=data,
+                subject=self._subject,
+                attempts=1,
+                task_id=task_id,
+            )
             return
-        await self._js.publish(self._subject, delivery.model_dump_json().encode())
+        await self._js.publish(self._subject, data)
         labelled(NATS_MESSAGES, self._subject, "published").inc()
 
     async def _deliver(self, msg: Msg) -> None:
@@ -229,13 +213,7 @@ class CallbackOutbox:
         try:
             delivery = Delivery.model_validate_json(msg.data)
         except ValidationError as exc:
-            await self._dead.add(
-                reason="callback_invalid",
-                detail=str(exc),
-                original=msg.data,
-                subject=self._subject,
-                attempts=attempt,
-            )
+            await self._dead.bury(msg, reason="callback_invalid", detail=str(exc), attempts=attempt)
             await msg.ack()
             return
         age = (datetime.now(UTC) - delivery.first_at).total_seconds()
@@ -248,7 +226,13 @@ class CallbackOutbox:
         if outcome is None:
             await msg.ack()
         elif isinstance(outcome, _GiveUp):
-            await self._bury(delivery, outcome, attempt, msg.data)
+            await self._dead.bury(
+                msg,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                attempts=attempt,
+                task_id=delivery.task_id,
+            )
             await msg.ack()
         else:
             await msg.nak(delay=outcome)
@@ -341,13 +325,3 @@ class CallbackOutbox:
         if 300 <= status < 400:
             raise _Rejected(f"receiver answered {status}: redirects are not followed")
         raise _Rejected(f"receiver answered {status}")
-
-    async def _bury(self, delivery: Delivery, why: _GiveUp, attempt: int, original: bytes) -> None:
-        await self._dead.add(
-            reason=why.reason,
-            detail=why.detail,
-            original=original,
-            subject=self._subject,
-            attempts=attempt,
-            task_id=delivery.task_id,
-        )
