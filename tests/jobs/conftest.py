@@ -12,6 +12,7 @@ import nats as nats_py
 import pytest
 from nats.aio.client import Client
 
+from tests.broker.conftest import make_queue  # noqa: F401 - a fixture, for the jobs parts' tests
 from tests.http.helpers import call
 from tests.jobs.receiver import SECRET, Receiver
 from worker.testing import NatsServer, WorkerProcess

@@ -1,9 +1,10 @@
 """Running jobs from the pool's durable pull consumer: claim once, store first, then ack.
 
-For every message: parse it (dead letter if it can never run), look up its stored record (a
-finished job gets its stored result delivered again, never a second run), claim it with a
-compare-and-set write, run it while telling JetStream it is still in progress, store the
-result, put the callback in the outbox, and only then ack the message.
+For every message: parse it (dead letter if it can never run), claim it with a compare-and-set
+write of its record (``claim``; a finished job gets its stored result delivered again, never a
+second run), run it while its heartbeats tell JetStream it is still in progress
+(``heartbeats``), and end it one of the ways of ``outcomes``: store the result, put the callback
+in the outbox, and only then ack the message.
 """
 
 from __future__ import annotations
@@ -12,23 +13,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import FetchTimeoutError
 from opentelemetry import propagate, trace
 
 from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
 from worker.broker.dead_letters import DeadLetterWriter
+from worker.broker.pull import PullConsumer
 from worker.callbacks.outbox import CallbackOutbox
 from worker.config import Settings
 from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, NotFound, WorkerError
+from worker.jobs.claim import Blocked, Claims, NotNow
+from worker.jobs.heartbeats import Heartbeats
 from worker.jobs.models import (
-    CallbackBody,
     MessageRejected,
     TaskError,
     TaskMessage,
@@ -36,19 +36,15 @@ from worker.jobs.models import (
     TaskStatus,
     parse_task,
 )
-from worker.jobs.results import StaleRecord, Stored, TaskStore
+from worker.jobs.outcomes import Finals, Outcomes
+from worker.jobs.results import Stored, TaskStore
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
 from worker.telemetry.logs import get_logger
-from worker.telemetry.metrics import (
-    JOB_DURATION,
-    JOB_PUBLISH_TO_DONE,
-    JOBS_IN_FLIGHT,
-    NATS_MESSAGES,
-    labelled,
-)
+from worker.telemetry.metrics import JOB_DURATION, JOBS_IN_FLIGHT, NATS_MESSAGES, labelled
+from worker.telemetry.tracing import TRACER_NAME
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("agentos.worker")
+tracer = trace.get_tracer(TRACER_NAME)
 
 
 class Execute(Protocol):
@@ -79,32 +75,12 @@ async def invoke_without_frames(
     return await invoke(agent, value, time_limit=time_limit, run_id=None)
 
 
-class Finals(Protocol):
-    """Where a job's final frame goes when no run emitted one (the streaming door)."""
-
-    async def ensure_final(
-        self,
-        task_id: str,
-        *,
-        status: str,
-        result: Any = None,
-        error: dict[str, str] | None = None,
-    ) -> None: ...
-
-
-def _traceparent() -> str | None:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent")
-
-
 class JobRunner:
     """Fetches jobs in batches and runs up to ``max_jobs`` of them at once."""
 
     def __init__(
         self,
         *,
-        nc: Client,
         js: JetStreamContext,
         settings: Settings,
         agents: AgentStore,
@@ -114,63 +90,64 @@ class JobRunner:
         policy: CallbackPolicy,
         execute: Execute = invoke_without_frames,
         finals: Finals | None = None,
-        on_fetch_error: Callable[[], Awaitable[None]] | None = None,
+        on_stall: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._nc = nc
-        self._js = js
         self._s = settings
+        self._subject = settings.tasks_subject
         self._agents = agents
         self._tasks = tasks
-        self._outbox = outbox
-        self._dead = dead_letters
         self._policy = policy
-        self.execute = execute
-        self._finals = finals
-        self._on_fetch_error = on_fetch_error
-        self._subject = settings.tasks_subject
-        self._inflight: dict[asyncio.Task[None], Msg] = {}
-        self._finishing: set[asyncio.Task[Any]] = set()
+        self._execute = execute
+        self._claims = Claims(
+            tasks,
+            worker_id=settings.worker_id,
+            fresh_for=settings.job_ack_wait / 2,
+            policy=policy,
+        )
+        self._outcomes = Outcomes(
+            settings=settings,
+            tasks=tasks,
+            outbox=outbox,
+            dead_letters=dead_letters,
+            policy=policy,
+            finals=finals,
+        )
+        self._heartbeats = Heartbeats(tasks, every=max(settings.job_ack_wait / 3, 0.2))
+        self._pull = PullConsumer(
+            js,
+            stream=settings.tasks_stream,
+            durable=settings.tasks_consumer,
+            handle=self._handle,
+            limit=settings.max_jobs,
+            batch=settings.job_fetch_batch,
+            gauge=JOBS_IN_FLIGHT.labels(settings.service_name),
+            on_stall=on_stall,
+        )
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._beat_task: asyncio.Task[None] | None = None
-        self._beat_every = max(settings.job_ack_wait / 3, 0.2)
-        self._beats: dict[str, tuple[Msg, TaskRecord, float]] = {}
-        """Running jobs: their message, record and when their next heartbeat is due."""
+        """Jobs whose run was cancelled on request (any other cancel is a drain)."""
         self._stopping = False
-        self._gauge = JOBS_IN_FLIGHT.labels(settings.service_name)
-
-    @property
-    def in_flight(self) -> int:
-        """Jobs running now on this worker."""
-        return len(self._inflight)
 
     async def start(self) -> None:
         """Bind to the pool's consumer and start fetching."""
-        self._loop_task = asyncio.create_task(self._fetch_loop(), name="job-fetch")
-        self._beat_task = asyncio.create_task(self._heartbeats(), name="job-heartbeats")
+        await self._pull.start()
+        self._heartbeats.start()
 
     async def stop(self, grace: float) -> None:
         """Stop fetching; give in-flight jobs ``grace`` seconds, then hand the rest back."""
         self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        if self._inflight:
-            log.info("draining jobs", in_flight=len(self._inflight), grace=grace)
-            _, pending = await asyncio.wait(list(self._inflight), timeout=grace)
-            # A job whose result is stored is finishing (callback, ack): let it, rather than
-            # hand it back to be delivered twice. The rest go back to the pool.
-            for task in pending - self._finishing:
-                # HANDBACK: watchers see "will run again", not a final `cancelled` frame.
-                task.cancel(HANDBACK)
-            if pending:
-                await asyncio.wait(pending, timeout=self._s.callback_timeout + 5)
-        if self._beat_task is not None:
-            self._beat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat_task
+        await self._pull.stop()
+        if self._pull.in_flight:
+            log.info("draining jobs", in_flight=self._pull.in_flight, grace=grace)
+        pending = await self._pull.wait(grace)
+        # A job whose result is stored is finishing (callback, ack): let it, rather than hand
+        # it back to be delivered twice. The rest go back to the pool.
+        for task in pending - self._outcomes.finishing:
+            # HANDBACK: watchers see "will run again", not a final `cancelled` frame.
+            task.cancel(HANDBACK)
+        if pending:
+            await asyncio.wait(pending, timeout=self._s.callback_timeout + 5)
+        await self._heartbeats.stop()
 
     def cancel_local(self, task_id: str) -> bool:
         """Cancel ``task_id`` if it runs on this worker."""
@@ -180,64 +157,6 @@ class JobRunner:
         self._cancelled.add(task_id)
         task.cancel()
         return True
-
-    # --- fetching -----------------------------------------------------------------------
-
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe_bind(
-            durable=self._s.tasks_consumer, stream=self._s.tasks_stream
-        )
-
-    async def _fetch_loop(self) -> None:
-        sub = await self._subscribe()
-        failures = 0
-        waiting = self._s.job_fetch_batch  # messages the consumer holds, as last reported
-        while not self._stopping:
-            free = self._s.max_jobs - len(self._inflight)
-            if free <= 0:
-                await asyncio.wait(list(self._inflight), return_when=asyncio.FIRST_COMPLETED)
-                continue
-            # Ask for no more than are waiting. When none are, nats-py's fetch turns into a
-            # lingering pull that, once the first message comes, holds it until the whole batch
-            # has arrived or the fetch times out: at a trickle that is up to a second of
-            # latency per job. A batch of one returns with its message.
-            want = min(free, self._s.job_fetch_batch, max(1, waiting))
-            try:
-                msgs = await sub.fetch(want, timeout=1.0)
-                failures = 0
-            except (FetchTimeoutError, TimeoutError):
-                waiting = 0
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                log.warning("job fetch failed", error=repr(exc), failures=failures)
-                await asyncio.sleep(min(0.2 * failures, 2.0))
-                if failures % 5 == 0:
-                    # After a server restart a pull subscription can stall for good: bind anew.
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                    if self._on_fetch_error is not None:
-                        with contextlib.suppress(Exception):
-                            await self._on_fetch_error()
-                    with contextlib.suppress(Exception):
-                        sub = await self._subscribe()
-                continue
-            waiting = (msgs[-1].metadata.num_pending or 0) if msgs else 0
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._inflight[task] = msg
-                task.add_done_callback(self._done)
-            self._gauge.set(len(self._inflight))
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(task, None)
-        self._gauge.set(len(self._inflight))
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job handler crashed", error=repr(task.exception()))
-
-    # --- one message ----------------------------------------------------------------------
 
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
@@ -258,7 +177,7 @@ class JobRunner:
             try:
                 task = parse_task(msg.data)
             except MessageRejected as rej:
-                await self._reject(msg, rej, attempt)
+                await self._outcomes.reject(msg, rej, attempt)
                 return
             span.set_attributes(
                 {"agentos.task_id": task.id, "agent.id": task.agent_id, "ai.framework": "langchain"}
@@ -271,7 +190,7 @@ class JobRunner:
                     self._policy.check_url(task.callback)
                 except CallbackRefused as exc:
                     refused = MessageRejected("callback_refused", str(exc), task_id=task.id)
-                    await self._reject(msg, refused, attempt, notify=False)
+                    await self._outcomes.reject(msg, refused, attempt, notify=False)
                     return
             try:
                 await self._process(msg, task, attempt)
@@ -290,24 +209,11 @@ class JobRunner:
         except WorkerError as exc:
             await self._unrunnable(msg, task, attempt, exc)
             return
-        # The usual job has no record yet: claiming it is creating its record, one round trip.
-        stored: Stored | None = None
-        record = self._record(task, None, attempt=1)
-        try:
-            await self._tasks.put(record, revision=None)
-        except StaleRecord:
-            stored = await self._tasks.get(task.id)
-            if await self._settled(msg, task, stored, attempt):
-                return
-            record = self._record(
-                task, stored, attempt=(stored.record.attempts if stored else 0) + 1
-            )
-            try:
-                await self._tasks.put(record, revision=stored.revision if stored else None)
-            except StaleRecord:
-                await msg.nak(delay=1.0)  # another worker claimed it a moment ago
-                return
-        await self._run(msg, task=task, agent=agent, value=value, record=record)
+        claim = await self._claims.claim(task)
+        if isinstance(claim, Blocked):
+            await self._not_now(msg, task, claim.why, claim.stored)
+            return
+        await self._run(msg, task=task, agent=agent, value=value, record=claim)
 
     async def _unrunnable(
         self, msg: Msg, task: TaskMessage, attempt: int, exc: WorkerError
@@ -315,58 +221,28 @@ class JobRunner:
         """The agent is unknown or the input invalid: a dead letter, unless this is a
         re-published job whose result is already stored (then that result goes out again)."""
         stored = await self._tasks.get(task.id)
-        if stored is not None and await self._settled(msg, task, stored, attempt):
+        why = self._claims.why_not_now(stored)
+        if why is not None:
+            await self._not_now(msg, task, why, stored)
             return
         reason = "unknown_agent" if isinstance(exc, NotFound) else "invalid_input"
         rej = MessageRejected(reason, exc.message, task_id=task.id, callback=task.callback or "")
-        await self._reject(msg, rej, attempt)
+        await self._outcomes.reject(msg, rej, attempt)
 
-    async def _settled(
-        self, msg: Msg, task: TaskMessage, stored: Stored | None, attempt: int
-    ) -> bool:
-        """Handle the cases where the job must not run now; True when one applied."""
-        if stored is not None and stored.record.status.settled:
-            # Claim once: the result exists; deliver it again, never run the model again.
-            labelled(NATS_MESSAGES, self._subject, "duplicate").inc()
-            await self._deliver(stored.record)
-            await msg.ack()
-            return True
-        if stored is not None and self._running_elsewhere(stored.record):
+    async def _not_now(
+        self, msg: Msg, task: TaskMessage, why: NotNow, stored: Stored | None
+    ) -> None:
+        """Act on why the job must not run now."""
+        if why is NotNow.FINISHED and stored is not None:
+            await self._outcomes.redeliver(msg, stored.record)
+        elif why is NotNow.RUNNING_ELSEWHERE:
             await msg.nak(delay=self._s.job_ack_wait / 2)
-            return True
-        if stored is not None and stored.record.cancel_requested:
-            record = self._record(task, stored, attempt=stored.record.attempts)
+        elif why is NotNow.CANCEL_REQUESTED and stored is not None:
+            record = self._claims.running_record(task, stored, attempt=stored.record.attempts)
             error = TaskError(code="cancelled", message="cancelled before it ran")
-            await self._finish(msg, task, record, TaskStatus.CANCELLED, error=error)
-            return True
-        return False
-
-    def _running_elsewhere(self, record: TaskRecord) -> bool:
-        if record.status != TaskStatus.RUNNING or record.worker_id == self._s.worker_id:
-            return False
-        beat = record.heartbeat_at or record.started_at
-        if beat is None:
-            return False
-        return (datetime.now(UTC) - beat).total_seconds() < self._s.job_ack_wait / 2
-
-    def _record(self, task: TaskMessage, stored: Stored | None, *, attempt: int) -> TaskRecord:
-        now = datetime.now(UTC)
-        # Built without validation: the task was validated, the rest is the worker's own.
-        return TaskRecord.model_construct(
-            id=task.id,
-            status=TaskStatus.RUNNING,
-            agent_id=task.agent_id,
-            callback=task.callback,
-            stream_url=task.stream_url,
-            stream_refused=self._policy.push_refusal(task.stream_url),
-            attempts=attempt,
-            worker_id=self._s.worker_id,
-            created_at=stored.record.created_at if stored else now,
-            started_at=now,
-            heartbeat_at=now,
-            cancel_requested=stored.record.cancel_requested if stored else False,
-            traceparent=_traceparent(),
-        )
+            await self._outcomes.finish(msg, record, TaskStatus.CANCELLED, error=error)
+        else:  # claimed by another worker a moment ago
+            await msg.nak(delay=1.0)
 
     async def _run(
         self,
@@ -380,12 +256,12 @@ class JobRunner:
         current = asyncio.current_task()
         if current is not None:
             self._running[task.id] = current
-        self._beats[task.id] = (msg, record, asyncio.get_running_loop().time() + self._beat_every)
+        self._heartbeats.track(task.id, msg, record)
         time_limit = task.timeout or self._s.job_timeout
         start = time.perf_counter()
         status, result, error = TaskStatus.FAILED, None, None
         try:
-            run = await self.execute(
+            run = await self._execute(
                 agent,
                 value,
                 task_id=task.id,
@@ -413,176 +289,27 @@ class JobRunner:
             error = TaskError(code="agent_error", message=exc.message)
         except WorkerError as exc:
             if exc.retryable:
-                await self._hand_back(msg, record, exc)
+                await self._outcomes.hand_back(msg, record, exc)
                 return
             error = TaskError(code=exc.code, message=exc.message)
         finally:
-            self._beats.pop(task.id, None)
+            self._heartbeats.untrack(task.id)
             self._running.pop(task.id, None)
             self._cancelled.discard(task.id)
         record.execution_time = time.perf_counter() - start
         labelled(JOB_DURATION, agent.record.type, status.value).observe(record.execution_time)
-        await self._finish(msg, task, record, status, result=result, error=error, ran=True)
-
-    async def _heartbeats(self) -> None:
-        """Keep long runs' messages from being redelivered, and show they are alive.
-
-        One loop for every running job rather than a task per job: most jobs end long before
-        their first heartbeat is due, and a task each would be created and cancelled for
-        nothing on every job.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._beat_every / 4)
-            now = loop.time()
-            due = [(tid, msg, rec) for tid, (msg, rec, at) in self._beats.items() if at <= now]
-            for task_id, msg, record in due:
-                self._beats[task_id] = (msg, record, now + self._beat_every)
-            if due:
-                await asyncio.gather(*(self._beat(t, m, r) for t, m, r in due))
-
-    async def _beat(self, task_id: str, msg: Msg, record: TaskRecord) -> None:
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-            if task_id in self._beats and record.status == TaskStatus.RUNNING:
-                record.heartbeat_at = datetime.now(UTC)
-                await self._tasks.overwrite(record)
+        await self._outcomes.finish(msg, record, status, result=result, error=error, ran=True)
 
     async def _exhausted(self, msg: Msg, task: TaskMessage, attempt: int) -> None:
         """Past its last delivery (its workers died each time): dead, without running again."""
         stored = await self._tasks.get(task.id)
         if stored is not None and stored.record.status.settled:
-            await self._deliver(stored.record)  # it did finish: its result still goes out
-            await msg.ack()
+            await self._outcomes.redeliver(msg, stored.record)  # its result still goes out
             return
-        await self._dead.add(
-            reason="max_deliveries",
-            detail=f"not finished after {self._s.job_max_deliver} deliveries",
-            original=msg.data,
-            subject=self._subject,
-            attempts=attempt - 1,
-            task_id=task.id,
-            headers=dict(msg.headers or {}),
-        )
-        record = self._record(task, stored, attempt=stored.record.attempts if stored else 0)
+        attempts = stored.record.attempts if stored else 0
+        record = self._claims.running_record(task, stored, attempt=attempts)
         error = TaskError(
             code="max_deliveries", message="the job's worker stopped answering on every delivery"
         )
-        await self._finish(msg, task, record, TaskStatus.DEAD, error=error)
-
-    async def _hand_back(self, msg: Msg, record: TaskRecord, exc: WorkerError) -> None:
-        """Not the job's fault (a provider is down): give it back with a delay, if it has
-        deliveries left; otherwise it is dead."""
-        attempt = msg.metadata.num_delivered or 1
-        if attempt >= self._s.job_max_deliver:
-            task = parse_task(msg.data)
-            await self._dead.add(
-                reason="max_deliveries",
-                detail=exc.message,
-                original=msg.data,
-                subject=self._subject,
-                attempts=attempt,
-                task_id=record.id,
-                headers=dict(msg.headers or {}),
-            )
-            await self._finish(
-                msg,
-                task,
-                record,
-                TaskStatus.DEAD,
-                error=TaskError(code=exc.code, message=exc.message),
-            )
-            return
-        record.status = TaskStatus.QUEUED
-        with contextlib.suppress(Exception):
-            await self._tasks.overwrite(record)
-        delay = exc.retry_after if exc.retry_after is not None else self._s.job_retry_delay
-        labelled(NATS_MESSAGES, self._subject, "handed_back").inc()
-        log.info(
-            "job handed back", task_id=record.id, attempt=attempt, delay=delay, why=exc.message
-        )
-        await msg.nak(delay=delay)
-
-    async def _finish(
-        self,
-        msg: Msg,
-        task: TaskMessage,
-        record: TaskRecord,
-        status: TaskStatus,
-        *,
-        result: Any = None,
-        error: TaskError | None = None,
-        ran: bool = False,
-    ) -> None:
-        """Store the outcome, send its callback, then ack: in that order."""
-        current = asyncio.current_task()
-        if current is not None:
-            self._finishing.add(current)
-            current.add_done_callback(self._finishing.discard)
-        record.status = status
-        record.result = result
-        record.error = error
-        record.finished_at = datetime.now(UTC)
-        await self._tasks.overwrite(record)
-        if not ran:
-            await self._final_frame(record)
-        await self._deliver(record)
-        await msg.ack()
-        labelled(NATS_MESSAGES, self._subject, status.value).inc()
-        published = msg.metadata.timestamp
-        if published is not None:
-            JOB_PUBLISH_TO_DONE.observe(max(0.0, (datetime.now(UTC) - published).total_seconds()))
-
-    async def _final_frame(self, record: TaskRecord) -> None:
-        """A job that ended without a run ending it: watchers still get a final frame."""
-        if self._finals is None:
-            return
-        status = "cancelled" if record.status == TaskStatus.CANCELLED else "failed"
-        error = record.error.model_dump() if record.error else None
-        with contextlib.suppress(Exception):
-            await self._finals.ensure_final(record.id, status=status, error=error)
-
-    async def _deliver(self, record: TaskRecord) -> None:
-        if record.callback:
-            await self._outbox.send(
-                task_id=record.id,
-                url=record.callback,
-                body=CallbackBody.of(record).to_json(),
-                traceparent=record.traceparent,
-            )
-
-    async def _reject(
-        self, msg: Msg, rej: MessageRejected, attempt: int, *, notify: bool = True
-    ) -> None:
-        """A message that can never run: dead letter, a `failed` callback where possible."""
-        await self._dead.add(
-            reason=rej.reason,
-            detail=rej.detail,
-            original=msg.data,
-            subject=self._subject,
-            attempts=attempt,
-            task_id=rej.task_id,
-            headers=dict(msg.headers or {}),
-        )
-        if rej.task_id:
-            record = TaskRecord(
-                id=rej.task_id,
-                status=TaskStatus.DEAD,
-                callback=rej.callback or None,
-                attempts=attempt,
-                worker_id=self._s.worker_id,
-                finished_at=datetime.now(UTC),
-                error=TaskError(code=rej.reason, message=rej.detail),
-                traceparent=_traceparent(),
-            )
-            with contextlib.suppress(Exception):
-                await self._tasks.overwrite(record)
-            await self._final_frame(record)
-            if notify and rej.callback:
-                try:
-                    self._policy.check_url(rej.callback)
-                except CallbackRefused:
-                    pass
-                else:
-                    await self._deliver(record)
-        await msg.ack()
+        detail = f"not finished after {self._s.job_max_deliver} deliveries"
+        await self._outcomes.dead(msg, record, detail=detail, attempts=attempt - 1, error=error)

@@ -19,8 +19,9 @@ from worker.config import Settings
 from worker.jobs.control import JobControl
 from worker.jobs.dead_letters import DeadLetters
 from worker.jobs.models import TaskMessage, TaskRecord, TaskStatus
+from worker.jobs.outcomes import Finals
 from worker.jobs.results import StaleRecord, TaskStore
-from worker.jobs.runner import Execute, Finals, JobRunner, invoke_without_frames
+from worker.jobs.runner import Execute, JobRunner, invoke_without_frames
 from worker.jobs.topology import Topology, ensure_all
 from worker.outbound.ssrf import CallbackPolicy
 from worker.telemetry.metrics import NATS_MESSAGES
@@ -109,7 +110,6 @@ async def running_jobs(
     runner = JobRunner(
         execute=execute,
         finals=finals,
-        nc=nc,
         js=js,
         settings=settings,
         agents=agents,
@@ -117,7 +117,7 @@ async def running_jobs(
         outbox=outbox,
         dead_letters=dead,
         policy=policy,
-        on_fetch_error=rebind,
+        on_stall=rebind,
     )
     control = JobControl(
         nc=nc,

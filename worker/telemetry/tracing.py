@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -147,3 +147,11 @@ def install(provider: TracerProvider | PropagatingTracerProvider) -> None:
     The HTTP door opens one span per request itself (``worker.http.spans``), continuing an
     incoming ``traceparent``."""
     trace.set_tracer_provider(provider)
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, as stored with a job to continue its trace
+    later (its callback, its frames)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
