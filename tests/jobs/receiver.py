@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,11 +92,3 @@ class Receiver:
     def verify(self, delivery: Delivery, secret: str = SECRET) -> Any:
         """Verify the signature as a receiver would (raises on a bad one)."""
         return Webhook(secret).verify(delivery.body, delivery.headers)
-
-
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    try:
-        yield r
-    finally:
-        await r.stop()
