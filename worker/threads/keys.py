@@ -24,6 +24,8 @@ from typing import NamedTuple
 from worker.errors import BadRequest
 
 THREAD_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+THREAD_ID_PATTERN = f"^{THREAD_ID.pattern}$"
+"""The thread id rule as a JSON Schema ``pattern`` (the API documents say it with this)."""
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 ROOT_NS = "_"
 

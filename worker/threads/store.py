@@ -103,14 +103,14 @@ class ThreadStore:
         entry = await self._bucket.get(keys.meta(thread_id))
         return ThreadRecord.load(entry.value) if entry is not None else None
 
-    async def _ensure(self, thread_id: str) -> ThreadRecord:
-        """The thread's record, created now if the thread is new."""
+    async def _ensure(self, thread_id: str, metadata: Mapping[str, Any] | None) -> ThreadRecord:
+        """The thread's record, created now (with ``metadata``) if the thread is new."""
         for _ in range(3):
             record = await self._record(thread_id)
             if record is not None:
                 return record
             with contextlib.suppress(Conflict):  # created elsewhere meanwhile: read that one
-                return await self.create(thread_id)
+                return await self.create(thread_id, metadata=metadata)
         raise RuntimeError(f"thread {thread_id!r} keeps appearing and vanishing")
 
     # --- reading --------------------------------------------------------------------------
@@ -140,6 +140,12 @@ class ThreadStore:
             checkpoint_id=checkpoint.checkpoint_id if checkpoint else None,
             interrupts=interrupts,
         )
+
+    async def interrupts(self, thread_id: str) -> list[dict[str, Any]]:
+        """What the thread's latest checkpoint asks and no run has answered yet
+        (``[{"id", "value"}]``); empty when the thread is not interrupted."""
+        latest = await self.checkpointer.aget_tuple(self.config(thread_id))
+        return pending_interrupts(latest) if latest is not None else []
 
     async def history(
         self, thread_id: str, *, limit: int | None = None, before: str | None = None
@@ -183,25 +189,32 @@ class ThreadStore:
         *,
         wait: float | None = None,
         create: bool = True,
+        metadata: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Lease]:
         """Hold ``thread_id`` for one run: ``ThreadBusy`` (409) when another run holds it, at
         once (``wait=None``) or after waiting ``wait`` seconds for it. Creates the thread when
-        new (``create``), else 404; refreshes its record when the run ends."""
+        new (``create``), else 404; refreshes its record when the run ends, with ``metadata``
+        merged into the record's (the worker keeps there which agent ran the thread last)."""
         keys.check_thread_id(thread_id)
-        record = await self._ensure(thread_id) if create else await self._record(thread_id)
+        record = (
+            await self._ensure(thread_id, metadata) if create else await self._record(thread_id)
+        )
         if record is None:
             raise _not_found(thread_id)
         async with self.leases.hold(thread_id, Holder(self._worker_id, run_id), wait=wait) as held:
             try:
                 yield held
             finally:
-                await self._touch(record)
+                await self._touch(record, metadata)
 
-    async def _touch(self, record: ThreadRecord) -> None:
-        """Rewrite the record with ``updated_at`` now: the bucket's max age restarts."""
+    async def _touch(self, record: ThreadRecord, metadata: Mapping[str, Any] | None) -> None:
+        """Rewrite the record with ``updated_at`` now (the bucket's max age restarts) and
+        ``metadata`` merged in."""
+        merged = {**record.metadata, **metadata} if metadata else record.metadata
         try:
             await self._bucket.put(
-                keys.meta(record.thread_id), replace(record, updated_at=datetime.now(UTC)).dump()
+                keys.meta(record.thread_id),
+                replace(record, updated_at=datetime.now(UTC), metadata=merged).dump(),
             )
         except (NatsError, TimeoutError) as exc:
             log.warning("thread record not refreshed", thread_id=record.thread_id, error=str(exc))
