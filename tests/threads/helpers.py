@@ -1,4 +1,4 @@
-"""A small LangGraph graph for thread tests: it answers each human message, and can ask."""
+"""Small LangGraph graphs for thread tests: they answer each human message, and can ask."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _ask(state: MessagesState) -> dict[str, list[BaseMessage]]:
     return {"messages": [AIMessage(f"approved: {answer}")]}
 
 
-def echo_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any]:
+def echo_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledStateGraph[Any]:
     """Answers ``echo: <last message>``."""
     builder = StateGraph(MessagesState)
     builder.add_node("reply", _reply)
@@ -29,7 +29,7 @@ def echo_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any
     return builder.compile(checkpointer=checkpointer)
 
 
-def approval_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any]:
+def approval_graph(checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledStateGraph[Any]:
     """Answers, then stops to ask a person (``interrupt``), then says what they answered."""
     builder = StateGraph(MessagesState)
     builder.add_node("reply", _reply)
@@ -37,6 +37,10 @@ def approval_graph(checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph
     builder.add_edge(START, "reply")
     builder.add_edge("reply", "ask")
     return builder.compile(checkpointer=checkpointer)
+
+
+approval = approval_graph(None)
+"""The approval graph with no checkpointer, as a module offers it to ``WORKER_AGENT_TYPES``."""
 
 
 def turn(text: str) -> dict[str, list[BaseMessage]]:

@@ -1,5 +1,6 @@
-"""``AgentType``: one kind of agent (its config model, input and output types, and the builder
-of its Runnable), and the ``BuildContext`` a builder is given.
+"""``AgentType``: one kind of agent (its config model, input and output types, the builder of
+its Runnable and, for a type that can keep a conversation thread, the builder of its graph on a
+thread), and the ``BuildContext`` a builder is given.
 
 The built-in types (``worker.agents.types``) and third-party plugins define ``AgentType``
 instances; ``worker.agents.registry`` collects them.
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import Runnable
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from worker.agents.thread_graph import ThreadGraph
 from worker.agents.tools import ToolRegistry
 from worker.errors import BadRequest, validation_details
 from worker.resilience.admission import AdmissionRecorder
@@ -34,6 +37,9 @@ class BuildContext:
     admission: AdmissionRecorder | None = None
     """Set by the store while it builds one agent: what ``requires`` records (None: nobody
     asked, as when a type is built only to validate its config)."""
+    checkpointer: BaseCheckpointSaver[Any] | None = None
+    """The pool's thread checkpointer (``worker.threads``), which ``on_thread`` builders compile
+    their graphs with; None where the worker keeps no threads."""
 
     def requires(self, chain: ProviderChain) -> None:
         """Declare that every run of the agent being built calls ``chain``, so that runs are
@@ -45,6 +51,7 @@ class BuildContext:
 
 
 Builder = Callable[[Any, BuildContext], Runnable[Any, Any]]
+ThreadBuilder = Callable[[Any, BuildContext], ThreadGraph]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +64,10 @@ class AgentType:
     build: Builder
     input_type: Any = Any
     output_type: Any = Any
+    on_thread: ThreadBuilder | None = None
+    """Builds the agent as it runs on a conversation thread, from the same config and a context
+    whose ``checkpointer`` is set; None for a type that keeps no thread (a run naming one gets
+    400 ``threads_unsupported``)."""
     _input: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -12,22 +12,29 @@ not with the Runnable's pydantic input model: for a ``MessagesState`` graph that
 ``{"role": "user", "content": ...}`` messages the graph itself accepts (raising ``TypeError``,
 not a validation error), while the published schema accepts them. The schema a client reads is
 the one its input is held to.
+
+A LangGraph graph keeps conversation threads: on a thread it runs as a copy compiled with the
+pool's checkpointer (``thread_graph.with_checkpointer``), its input and output as they are;
+without a thread it runs with none (a checkpointer it was compiled with is left out, as a
+checkpointer of one process could not serve the pool). Any other Runnable keeps no thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from langchain_core.runnables import Runnable
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from worker.agents.agent_type import AgentType, BuildContext, Builder
+from worker.agents.agent_type import AgentType, BuildContext, Builder, ThreadBuilder
 from worker.agents.imports import invalid, load
 from worker.agents.registry import AgentTypeRegistry
+from worker.agents.thread_graph import ThreadGraph, with_checkpointer
 from worker.config import ImportRef
 from worker.errors import BadRequest
 from worker.telemetry.logs import get_logger
@@ -80,19 +87,26 @@ def register_agent_types(registry: AgentTypeRegistry, refs: Sequence[ImportRef])
 def runnable_type(name: str, runnable: Runnable[Any, Any], *, source: str = "") -> AgentType:
     """An agent type that runs ``runnable``, described by the Runnable's own schemas."""
     config_model: type[BaseModel]
+    on_thread: ThreadBuilder | None = None
+    if isinstance(runnable, Pregel) and isinstance(runnable.checkpointer, BaseCheckpointSaver):
+        runnable = runnable.copy(update={"checkpointer": None})
     if isinstance(runnable, Pregel) and runnable.context_schema is not None:
         config_model = GraphContext
         config_schema = _schema(name, "config", runnable.get_context_jsonschema)
         build = _graph_builder(runnable)
+        on_thread = _thread_builder(runnable, _graph_builder)
     else:
         config_model = _configurable_model(runnable)
         config_schema = config_model.model_json_schema()
         build = _configurable_builder(runnable)
+        if isinstance(runnable, Pregel):
+            on_thread = _thread_builder(runnable, _configurable_builder)
     return RunnableAgentType(
         name=name,
         description=f"{runnable.get_name()} ({source})" if source else runnable.get_name(),
         config_model=config_model,
         build=build,
+        on_thread=on_thread,
         input_schema=_schema(name, "input", runnable.get_input_jsonschema),
         output_schema=_schema(name, "output", runnable.get_output_jsonschema),
         config_schema=config_schema,
@@ -139,6 +153,19 @@ class RunnableAgentType(AgentType):
             "input_schema": self.input_schema,
             "output_schema": self.output_schema,
         }
+
+
+def _thread_builder(
+    graph: Pregel[Any, Any, Any, Any], builder: Callable[[Runnable[Any, Any]], Builder]
+) -> ThreadBuilder:
+    """Builds a copy of ``graph`` on the pool's checkpointer, configured as ``builder``
+    configures the graph itself."""
+
+    def build(config: BaseModel, ctx: BuildContext) -> ThreadGraph:
+        on_pool = with_checkpointer(graph, ctx.checkpointer) or graph
+        return ThreadGraph(graph=builder(on_pool)(config, ctx))
+
+    return build
 
 
 def _graph_builder(graph: Runnable[Any, Any]) -> Builder:

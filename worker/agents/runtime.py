@@ -1,4 +1,5 @@
-"""Running an agent: a deadline, metrics, and error mapping."""
+"""Running an agent: a deadline, metrics, and error mapping. (A run on a conversation thread
+goes through ``worker.agents.thread_runs``, which calls ``execute`` too.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 
@@ -32,6 +33,21 @@ class RunResult:
     """The model provider that produced the answer, when a model did."""
     degraded: bool = False
     """True when a fallback or the ``basic`` provider answered."""
+    status: Literal["completed", "interrupted"] = "completed"
+    """``interrupted``: the run stopped in LangGraph's ``interrupt()`` to ask a person (its
+    thread is resumed with the answer); ``output`` is then None."""
+    interrupts: tuple[dict[str, Any], ...] = ()
+    """What an interrupted run asks: ``{"id", "value"}`` per ``interrupt()`` pending."""
+    thread_id: str | None = None
+    """The conversation thread the run continued, if any."""
+
+    @property
+    def interrupt(self) -> Any:
+        """The question of an interrupted run: the value given to ``interrupt()``, or the list
+        of values when several are pending (None when the run was not interrupted)."""
+        if len(self.interrupts) == 1:
+            return self.interrupts[0]["value"]
+        return [i["value"] for i in self.interrupts] or None
 
 
 Work = Callable[[RunnableConfig], Awaitable[Any]]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,8 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.registry import AgentTypeRegistry
-from worker.errors import Conflict, NotFound
+from worker.agents.thread_graph import ThreadGraph
+from worker.errors import BadRequest, Conflict, NotFound
 from worker.resilience.admission import Admission, AdmissionRecorder
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import AGENTS_KNOWN
@@ -90,6 +92,39 @@ class ResolvedAgent:
     admission: Admission | None = None
     """Checked before each run: refuses at once while a provider chain every run calls cannot
     answer. None for an agent with nothing to check (no model, or a ``basic``/``fake`` one)."""
+    thread_graph: Callable[[], ThreadGraph] | None = None
+    """Builds the agent's graph on the pool's checkpointer, once, at its first run on a thread
+    (most agents never run on one); None when its type keeps no thread."""
+
+    def on_thread(self) -> ThreadGraph:
+        """The agent as it runs on a thread; 400 ``threads_unsupported`` if it cannot."""
+        if self.thread_graph is None:
+            raise BadRequest(
+                f"agent type {self.record.type!r} cannot keep a conversation thread: only "
+                "LangGraph graphs and the chat and agent types can; run it without thread_id",
+                code="threads_unsupported",
+            )
+        return self.thread_graph()
+
+
+def build_agent(record: AgentRecord, agent_type: AgentType, ctx: BuildContext) -> ResolvedAgent:
+    """``record`` ready to run: its Runnable, what to check before each run, and (built at its
+    first run on a thread, if ``ctx`` has a checkpointer and its type keeps threads) its graph
+    on a thread."""
+    recorder = AdmissionRecorder()  # what the builder says every run needs
+    config = agent_type.parse_config(record.config)
+    runnable = agent_type.build(config, replace(ctx, admission=recorder))
+    thread_graph = None
+    if agent_type.on_thread is not None and ctx.checkpointer is not None:
+        # From the same config and context: its providers share the Runnable's breakers.
+        thread_graph = functools.cache(functools.partial(agent_type.on_thread, config, ctx))
+    return ResolvedAgent(
+        record=record,
+        agent_type=agent_type,
+        runnable=runnable,
+        admission=recorder.admission(),
+        thread_graph=thread_graph,
+    )
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -311,16 +346,6 @@ class AgentStore:
         built = self._built.get(agent_id)
         if built is not None and built.record.revision == record.revision:
             return built
-        agent_type = self._registry.get(record.type)
-        recorder = AdmissionRecorder()  # what the builder says every run needs
-        runnable = agent_type.build(
-            agent_type.parse_config(record.config), replace(self._ctx, admission=recorder)
-        )
-        built = ResolvedAgent(
-            record=record,
-            agent_type=agent_type,
-            runnable=runnable,
-            admission=recorder.admission(),
-        )
+        built = build_agent(record, self._registry.get(record.type), self._ctx)
         self._built[agent_id] = built
         return built

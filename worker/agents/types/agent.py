@@ -7,6 +7,10 @@ hand-written: ``ModelCallLimitMiddleware`` ends a run that wants more model call
 ``max_iterations``, and ``ToolErrorMiddleware`` hands a tool's exception to the model as an
 error ``ToolMessage`` so the agent goes on.
 
+On a thread (``thread_id``) the same graph runs on the pool's checkpointer: the input's messages
+are appended to the thread's, and the run's messages (tool calls and results included) stay on
+the thread.
+
 The one piece added here is ``ProviderChainMiddleware``. ``create_agent`` calls a single
 ``BaseChatModel``; this worker's model is a chain of guarded providers (breakers, retries,
 fallbacks, admission: see ``worker.agents.providers``), built exactly as ``chat`` builds it. The
@@ -47,6 +51,7 @@ from pydantic_core import CoreSchema
 
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.providers import build_provider
+from worker.agents.thread_graph import ThreadGraph
 from worker.agents.types.chat import ChatConfig
 from worker.errors import AgentIterationLimit, WorkerError
 from worker.resilience import ProviderChain, provider_chain
@@ -224,31 +229,54 @@ def build_graph(
     return graph.with_config(recursion_limit=8 * config.max_iterations + 8)
 
 
+def _iteration_limit(limit: int) -> AgentIterationLimit:
+    return AgentIterationLimit(
+        f"the agent was still calling tools after {limit} model calls (max_iterations)"
+    )
+
+
+_OVER_LIMIT = (ModelCallLimitExceededError, GraphRecursionError)
+
+
 def build(config: AgentConfig, ctx: BuildContext) -> Runnable[Any, str]:
     """The graph between an input (text or messages) and the final answer's text."""
     graph = build_graph(config, ctx)
     limit = config.max_iterations
 
-    def failed() -> AgentIterationLimit:
-        return AgentIterationLimit(
-            f"the agent was still calling tools after {limit} model calls (max_iterations)"
-        )
-
     async def arun(value: Any, config: RunnableConfig) -> str:
         try:
             state = await graph.ainvoke({"messages": _messages(value)}, config)
-        except (ModelCallLimitExceededError, GraphRecursionError) as exc:
-            raise failed() from exc
+        except _OVER_LIMIT as exc:
+            raise _iteration_limit(limit) from exc
         return answer(state["messages"])
 
     def run(value: Any, config: RunnableConfig) -> str:
         try:
             state = graph.invoke({"messages": _messages(value)}, config)
-        except (ModelCallLimitExceededError, GraphRecursionError) as exc:
-            raise failed() from exc
+        except _OVER_LIMIT as exc:
+            raise _iteration_limit(limit) from exc
         return answer(state["messages"])
 
     return RunnableLambda(run, afunc=arun, name="agent")
+
+
+def build_on_thread(config: AgentConfig, ctx: BuildContext) -> ThreadGraph:
+    """The agent's graph on ``ctx.checkpointer``: a turn's messages in, the state out."""
+    graph = build_graph(config, ctx, checkpointer=ctx.checkpointer)
+    limit = config.max_iterations
+
+    async def arun(graph_input: Any, config: RunnableConfig) -> Any:
+        # The input is the turn's state, or a Command resuming the thread.
+        try:
+            return await graph.ainvoke(graph_input, config)
+        except _OVER_LIMIT as exc:
+            raise _iteration_limit(limit) from exc
+
+    return ThreadGraph(
+        graph=RunnableLambda(arun, name="agent"),
+        to_input=lambda value: {"messages": _messages(value)},
+        to_output=lambda values: answer(values["messages"]),
+    )
 
 
 AGENT_TYPE = AgentType(
@@ -257,6 +285,7 @@ AGENT_TYPE = AgentType(
     "chat type's providers and fallbacks. Input: text, or {messages: [...]}.",
     config_model=AgentConfig,
     build=build,
+    on_thread=build_on_thread,
     input_type=MessagesInput,
     output_type=str,
 )
