@@ -12,6 +12,8 @@ import pytest
 from nats.aio.client import Client
 
 from worker.config import Settings
+from worker.outbound.ssrf import CallbackPolicy
+from worker.streaming.hub import StreamHub, StreamOptions
 from worker.testing import NatsServer
 from worker.threads import ThreadStore
 
@@ -53,3 +55,15 @@ async def open_store(connect: Connect, bucket_name: str) -> AsyncIterator[OpenSt
     yield open_one
     if first:
         await first[0].jetstream().delete_key_value(bucket_name)
+
+
+@pytest.fixture
+async def hub(connect: Connect) -> AsyncIterator[StreamHub]:
+    """A started StreamHub on the pool's default frames stream, stopped after the test."""
+    nc = await connect()
+    streams = StreamHub(
+        nc=nc, js=nc.jetstream(), service="test", policy=CallbackPolicy([]), options=StreamOptions()
+    )
+    await streams.start()
+    yield streams
+    await streams.stop()

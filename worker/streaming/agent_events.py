@@ -44,7 +44,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.constants import TAG_HIDDEN
 from langgraph.errors import GraphInterrupt
 
@@ -316,10 +316,12 @@ async def stream_agent(
     emit: Callable[[Draft], None],
     *,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
+    runnable: Runnable[Any, Any] | None = None,
 ) -> Any:
     """Run ``agent`` on ``value``, emitting a draft per token or step; return its output.
 
-    ``max_output_bytes``: how much of a tool's output or error text a frame carries.
+    ``max_output_bytes``: how much of a tool's output or error text a frame carries;
+    ``runnable``: what to run instead of the agent's own Runnable (its graph on a thread).
     """
     handler = FrameCallbacks(emit, max_output_bytes=max_output_bytes)
     callbacks = config.get("callbacks")
@@ -331,4 +333,4 @@ async def stream_agent(
         manager = callbacks.copy()
         manager.add_handler(handler, inherit=True)
         config = {**config, "callbacks": manager}
-    return await agent.runnable.ainvoke(value, config)
+    return await (runnable or agent.runnable).ainvoke(value, config)

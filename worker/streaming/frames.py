@@ -32,7 +32,10 @@ PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
-FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+INTERRUPTED = "interrupted"
+"""The run stopped to ask a person (LangGraph's ``interrupt()``); its thread waits for the
+answer (CONTRACT section 6). Final like the others: the run is over."""
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED, INTERRUPTED})
 
 FrameEvent = Literal["token", "tool_start", "tool_end", "tool_error", "node", "interrupt"]
 """The values of a frame's ``event`` (CONTRACT section 6)."""
@@ -75,12 +78,14 @@ class Draft:
     error: dict[str, str] | None = None
     event: FrameEvent | None = None
     data: dict[str, Any] | None = None
+    interrupt: Any = None
+    """On an ``interrupted`` frame: what the run asks."""
     ts: str = field(default_factory=now_ts)
     coalesced: int = 1
 
     @property
     def final(self) -> bool:
-        """True for ``completed``, ``failed`` and ``cancelled``."""
+        """True for ``completed``, ``failed``, ``cancelled`` and ``interrupted``."""
         return self.status in FINAL
 
     @property
@@ -110,6 +115,8 @@ class Draft:
         }
         if self.status == COMPLETED:
             body["result"] = self.result
+        elif self.status == INTERRUPTED:
+            body["interrupt"] = self.interrupt
         elif self.error is not None:
             body["error"] = self.error
         if self.event is not None:
@@ -182,7 +189,7 @@ class WireFrame:
 
     @property
     def final(self) -> bool:
-        """True for ``completed``, ``failed`` and ``cancelled``."""
+        """True for ``completed``, ``failed``, ``cancelled`` and ``interrupted``."""
         return self.status in FINAL
 
     @property

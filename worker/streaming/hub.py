@@ -5,7 +5,8 @@ the same deadline, limits, metrics and errors, plus frames. What a watcher of a 
 
 - ``started`` (seq continues after the task's last stored frame, ``attempt`` counts runs),
   ``processing`` frames (tokens, steps), then one final ``completed`` / ``failed`` /
-  ``cancelled`` frame holding ``result`` or ``error``;
+  ``cancelled`` / ``interrupted`` frame holding ``result``, ``error`` or ``interrupt`` (what a
+  run on a thread asks a person, CONTRACT section 6);
 - if the job runs again (a worker crashed mid-run, or the run was handed back), the frames of
   the new attempt follow with the next ``seq``: a new ``started`` frame with a higher
   ``attempt``, progress from 0 and partial results from scratch. A handed-back or retryable
@@ -16,29 +17,34 @@ the same deadline, limits, metrics and errors, plus frames. What a watcher of a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
-from worker.agents import runtime
+from worker.agents import runtime, thread_runs
 from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
+from worker.agents.thread_runs import OnThread, ThreadRun
 from worker.config import Settings
 from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, WorkerError
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy
-from worker.streaming.agent_events import MAX_OUTPUT_BYTES, stream_agent
+from worker.streaming.agent_events import MAX_OUTPUT_BYTES, interrupt_draft, stream_agent
 from worker.streaming.feed import Fanout, Reader
 from worker.streaming.frames import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    INTERRUPT,
+    INTERRUPTED,
     PROCESSING,
     STARTED,
     Draft,
@@ -51,6 +57,7 @@ from worker.streaming.push import Pusher, PushOptions
 from worker.streaming.writer import FrameWriter, claim_next
 
 _FINAL_MESSAGES = {COMPLETED: "Execution completed", CANCELLED: "Execution cancelled"}
+_NO_THREAD: AbstractAsyncContextManager[None] = contextlib.nullcontext()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +117,54 @@ def _failed(code: str, message: str, progress: int) -> Draft:
         progress=progress,
         message="Execution failed",
         error={"code": code, "message": message},
+    )
+
+
+def _ended(result: RunResult, progress: int) -> Draft:
+    """The final frame of a run that ended by itself: completed, or asking a person."""
+    if result.status == "interrupted":
+        return Draft(
+            status=INTERRUPTED,
+            progress=progress,
+            message="Waiting for input",
+            interrupt=result.interrupt,
+        )
+    return Draft(
+        status=COMPLETED, progress=100, message="Execution completed", result=result.output
+    )
+
+
+def _ending(exc: BaseException, progress: int) -> Draft | None:
+    """The last frame of a run that raised ``exc``: final, unless the job runs again."""
+    if isinstance(exc, asyncio.CancelledError):
+        return _cancelled(exc, progress)
+    if not isinstance(exc, WorkerError):
+        return None
+    if isinstance(exc, DeadlineExceeded):
+        return _failed("timeout", exc.message, progress)
+    if isinstance(exc, AgentFailed):
+        return _failed("agent_error", exc.message, progress)
+    if exc.retryable:  # the job is handed back and runs again: not the end
+        return Draft(
+            status=PROCESSING,
+            progress=progress,
+            message=f"Attempt failed ({exc.code}); the job will be retried",
+        )
+    return _failed(exc.code, exc.message, progress)
+
+
+def _cancelled(exc: asyncio.CancelledError, progress: int) -> Draft:
+    if exc.args and exc.args[0] == HANDBACK:
+        return Draft(
+            status=PROCESSING,
+            progress=progress,
+            message="Run interrupted; the job will run again on another worker",
+        )
+    return Draft(
+        status=CANCELLED,
+        progress=progress,
+        message="Execution cancelled",
+        error={"code": "cancelled", "message": "the run was cancelled"},
     )
 
 
@@ -177,16 +232,24 @@ class StreamHub:
         stream_url: str | None = None,
         traceparent: str | None = None,
         run_id: uuid.UUID | None = None,
+        thread: OnThread | None = None,
+        begun: asyncio.Future[None] | None = None,
     ) -> RunResult:
         """Run the agent with frame callbacks, emitting started, processing... and a final
         frame for ``task_id``; return ``RunResult`` like ``runtime.invoke`` and raise the same
         errors (``DeadlineExceeded``, ``AgentFailed``, ``asyncio.CancelledError`` after the
-        final frame is published). ``run_id``: the LangChain run's id (``runtime.execute``)."""
+        final frame is published). ``run_id``: the LangChain run's id (``runtime.execute``).
+
+        With ``thread`` the run holds that thread first (``thread_runs.hold``): what keeps it
+        from getting the thread (busy, unknown, not interrupted...) is raised before any frame
+        is emitted, and the final frame goes out once the thread is free again, so whoever
+        reads it may start the thread's next run at once. ``begun`` is resolved when the run
+        has emitted its ``started`` frame (a caller waiting on it learns of such errors first).
+        """
         writer = FrameWriter(log=self.log, task_id=task_id, service=self.service)
-        writer.start()
-        if stream_url:
-            self._push(task_id, stream_url, writer.attempt, traceparent)
-        writer.emit(Draft(status=STARTED, progress=0, message="Execution started"))
+        claim: AbstractAsyncContextManager[ThreadRun | None] = (
+            _NO_THREAD if thread is None else thread_runs.hold(agent, value, thread, run_id=run_id)
+        )
         last: Draft | None = None
 
         async def work(config: RunnableConfig) -> Any:
@@ -194,46 +257,52 @@ class StreamHub:
                 agent, value, config, writer.emit, max_output_bytes=self.options.tool_output_bytes
             )
 
-        try:
-            result = await runtime.execute(agent, work, time_limit=time_limit, run_id=run_id)
-        except DeadlineExceeded as exc:
-            last = _failed("timeout", exc.message, writer.progress)
-            raise
-        except AgentFailed as exc:
-            last = _failed("agent_error", exc.message, writer.progress)
-            raise
-        except WorkerError as exc:
-            if exc.retryable:  # the job is handed back and runs again: not the end
-                last = Draft(
-                    status=PROCESSING,
-                    progress=writer.progress,
-                    message=f"Attempt failed ({exc.code}); the job will be retried",
-                )
-            else:
-                last = _failed(exc.code, exc.message, writer.progress)
-            raise
-        except asyncio.CancelledError as exc:
-            if exc.args and exc.args[0] == HANDBACK:
-                last = Draft(
-                    status=PROCESSING,
-                    progress=writer.progress,
-                    message="Run interrupted; the job will run again on another worker",
-                )
-            else:
-                last = Draft(
-                    status=CANCELLED,
-                    progress=writer.progress,
-                    message="Execution cancelled",
-                    error={"code": "cancelled", "message": "the run was cancelled"},
-                )
-            raise
-        else:
-            last = Draft(
-                status=COMPLETED,
-                progress=100,
-                message="Execution completed",
-                result=result.output,
+        asked: set[str | None] = set()  # the interrupts reported by frames so far, by id
+
+        def emit_on_thread(draft: Draft) -> None:
+            if draft.event == INTERRUPT and draft.data is not None:
+                asked.add(draft.data.get("id"))
+            writer.emit(draft)
+
+        async def call(graph: Runnable[Any, Any], graph_input: Any, config: RunnableConfig) -> Any:
+            return await stream_agent(
+                agent,
+                graph_input,
+                config,
+                emit_on_thread,
+                max_output_bytes=self.options.tool_output_bytes,
+                runnable=graph,
             )
+
+        try:
+            async with claim as held:
+                writer.start()  # not before: a run that cannot have its thread emits nothing
+                if stream_url:
+                    self._push(task_id, stream_url, writer.attempt, traceparent)
+                writer.emit(Draft(status=STARTED, progress=0, message="Execution started"))
+                if begun is not None and not begun.done():
+                    begun.set_result(None)
+                try:
+                    if held is None:
+                        result = await runtime.execute(
+                            agent, work, time_limit=time_limit, run_id=run_id
+                        )
+                    else:
+                        result = await held.execute(call, time_limit=time_limit)
+                        for question in result.interrupts:
+                            # One the callbacks did not see (a static interrupt_before...).
+                            if question["id"] not in asked:
+                                writer.emit(
+                                    interrupt_draft(
+                                        question["value"],
+                                        progress=writer.progress,
+                                        interrupt_id=question["id"],
+                                    )
+                                )
+                except BaseException as exc:
+                    last = _ending(exc, writer.progress)
+                    raise
+                last = _ended(result, writer.progress)
             return result
         finally:
             if last is not None:

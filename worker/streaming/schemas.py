@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from worker.durations import GoDuration
 from worker.gojson import GoModel
 from worker.streaming.frames import FrameEvent
+from worker.threads.keys import THREAD_ID_PATTERN
 
 
 class FrameError(BaseModel):
@@ -63,7 +64,13 @@ class Frame(BaseModel):
 
     task_id: str
     seq: int = Field(ge=1, description="1, 2, 3... with no gaps for a task, across attempts.")
-    status: Literal["started", "processing", "completed", "failed", "cancelled"]
+    status: Literal["started", "processing", "completed", "failed", "cancelled", "interrupted"] = (
+        Field(
+            description="started, processing..., then one final status: completed, failed, "
+            "cancelled, or interrupted (the run asks a person; its thread is resumed with "
+            "POST /v1/threads/{thread_id}/resume)."
+        )
+    )
     progress: int = Field(ge=0, le=100)
     message: str
     partial_result: Any = Field(None, description="A streamed token or a step's result.")
@@ -79,6 +86,11 @@ class Frame(BaseModel):
     data: ToolStartData | ToolEndData | ToolErrorData | NodeData | InterruptData | None = Field(
         None, description="The step's details, by `event`."
     )
+    interrupt: Any = Field(
+        None,
+        description="On the `interrupted` frame: what the run asks (the value given to "
+        "LangGraph's `interrupt()`; a list when several are pending).",
+    )
     coalesced: int | None = Field(
         None,
         ge=2,
@@ -91,6 +103,12 @@ class ChatMessage(GoModel):
     """What a client sends on ``GET /v1/agents/{agent_id}/ws``: a run's input, or a cancel."""
 
     input: Any = Field(None, description="The agent's input; starts a run.")
+    thread_id: str | None = Field(
+        None,
+        description="Run on this conversation thread (created when new): "
+        "1 to 128 characters of A-Z a-z 0-9 _ . -",
+        json_schema_extra={"pattern": THREAD_ID_PATTERN},
+    )
     timeout: GoDuration | None = Field(None, description="The run's deadline (default 30s).")
     cancel: bool = Field(False, description="Cancel the run in progress.")
 
