@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
-from worker.agents import runtime
+from worker.agents import runtime, thread_runs
+from worker.agents.runtime import RunResult
 from worker.agents.store import AgentRecord
 from worker.durations import seconds_to_go
 from worker.gojson import dumps
@@ -22,7 +25,7 @@ from worker.http.schemas import (
     InvokeRequest,
     InvokeResponse,
 )
-from worker.http.state import json_response, services
+from worker.http.state import Services, json_response, services
 
 AI_FRAMEWORK = "langchain"
 
@@ -110,36 +113,49 @@ async def list_agent_types(request: web.Request) -> web.Response:
 
 
 async def invoke_agent(request: web.Request) -> web.Response:
-    """Run an agent now and answer with its output (504 past the deadline)."""
+    """Run an agent now and answer with its output (504 past the deadline); with
+    ``thread_id``, on that conversation thread."""
     svc = services(request)
     raw = await read_json(request)
     # The hot path's usual body is exactly {"input": ...}: take it without the model (the
     # same result, a few microseconds less); anything else goes through InvokeRequest.
     if type(raw) is dict and len(raw) == 1 and "input" in raw:
-        given, deadline = raw["input"], None
+        given, deadline, thread = raw["input"], None, None
     else:
         body = InvokeRequest.model_validate(raw)
-        given, deadline = body.input, body.timeout
+        given, deadline, thread = body.input, body.timeout, svc.maybe_on_thread(body.thread_id)
     agent = await svc.store.resolve(request.match_info["agent_id"])
     _annotate(agent.record)
     value = agent.agent_type.parse_input(given)
     async with svc.limiter.slot(svc.time_limit(deadline)) as remaining:
-        result = await runtime.invoke(agent, value, time_limit=remaining)
-    # The InvokeResponse shape, written directly: every value is already checked, and a model
-    # built only to be serialised costs more than the rest of this handler.
-    answer = {
-        "output": result.output,
-        "metadata": {
-            "run_id": result.run_id,
-            "execution_time": seconds_to_go(result.seconds),
-            "agent_id": agent.record.id,
-            "agent_type": agent.record.type,
-            "worker_id": svc.settings.worker_id,
-            "provider": result.provider,
-            "degraded": result.degraded,
-        },
+        if thread is None:
+            result = await runtime.invoke(agent, value, time_limit=remaining)
+        else:
+            result = await thread_runs.invoke(agent, value, thread, time_limit=remaining)
+    return web.Response(
+        body=dumps(answer(result, agent.record, svc)), content_type="application/json"
+    )
+
+
+def answer(result: RunResult, record: AgentRecord, svc: Services) -> dict[str, Any]:
+    """The invoke answer for ``result`` (the ``InvokeResponse`` shape), also the resume's."""
+    # Written directly rather than as an InvokeResponse: every value is already checked, and a
+    # model built only to be serialised costs more than the rest of the invoke handler.
+    metadata = {
+        "run_id": result.run_id,
+        "execution_time": seconds_to_go(result.seconds),
+        "agent_id": record.id,
+        "agent_type": record.type,
+        "worker_id": svc.settings.worker_id,
+        "provider": result.provider,
+        "degraded": result.degraded,
     }
-    return web.Response(body=dumps(answer), content_type="application/json")
+    body = {"output": result.output, "status": result.status, "metadata": metadata}
+    if result.thread_id is not None:
+        metadata["thread_id"] = result.thread_id
+    if result.status == "interrupted":
+        body["interrupt"] = result.interrupt
+    return body
 
 
 ROUTES: list[tuple[Operation, Handler]] = [
@@ -217,7 +233,9 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/agents/{agent_id}/invoke",
             operation_id="invokeAgent",
-            summary="Run an agent and wait for its output (504 past the deadline)",
+            summary="Run an agent and wait for its output (504 past the deadline); with "
+            "thread_id, on that conversation thread (409 thread_busy while another run "
+            "holds it)",
             tag="agents",
             request=InvokeRequest,
             responses={200: InvokeResponse},

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from worker.asyncapi import build_asyncapi
-from worker.http import agents, chat, streams, system, tasks
+from worker.http import agents, chat, streams, system, tasks, threads
 from worker.http.middleware import build_middleware
 from worker.http.openapi import Operation, build_openapi
 from worker.http.state import SERVICES, Services
@@ -17,6 +17,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
     *tasks.ROUTES,
     *streams.ROUTES,
     *chat.ROUTES,
+    *threads.ROUTES,
     *system.ROUTES,
 ]
 OPEN_ROUTES = frozenset(op.path for op, _ in ROUTES if op.public)

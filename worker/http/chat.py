@@ -1,5 +1,7 @@
 """The interactive chat socket, ``GET /v1/agents/{agent_id}/ws``: each ``{"input": ...}`` starts
-a run whose frames follow on the socket; ``{"cancel": true}`` cancels it."""
+a run whose frames follow on the socket; ``{"cancel": true}`` cancels it. With ``thread_id``
+the run continues that conversation thread (a thread another run holds: a ``thread_busy`` error
+message, at once)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from worker.agents.store import ResolvedAgent
+from worker.agents.thread_runs import OnThread
 from worker.errors import WorkerError, validation_details
 from worker.http import sockets
 from worker.http.envelope import error_body
 from worker.http.middleware import REQUEST_ID
 from worker.http.openapi import Operation
 from worker.http.state import Services, services
-from worker.http.streams import hub_of, start_run, stop_run
+from worker.http.streams import hub_of, start_run, stop_run, until_begun
 from worker.streaming.hub import StreamHub
 from worker.streaming.schemas import ChatMessage
 
@@ -109,12 +112,13 @@ class _Chat:
         try:
             value = self.agent.agent_type.parse_input(message.input)
             limit = self.svc.time_limit(message.timeout)
+            thread = self.svc.maybe_on_thread(message.thread_id)
         except WorkerError as exc:
             await self.error(exc.code, exc.message, exc.details)
             return
         self.run = None
         self.cancel_asked = False
-        self.pump = asyncio.create_task(self._pump(value, limit))
+        self.pump = asyncio.create_task(self._pump(value, limit, thread))
         self.pumps.add(self.pump)
         self.pump.add_done_callback(self.pumps.discard)
 
@@ -125,7 +129,7 @@ class _Chat:
         else:
             self.cancel_asked = True
 
-    async def _pump(self, value: Any, limit: float) -> None:
+    async def _pump(self, value: Any, limit: float, thread: OnThread | None) -> None:
         run_id = uuid.uuid4()  # also the task id of its frames
         try:
             # No waiting for a slot: a full worker says so at once, and the socket keeps being
@@ -134,13 +138,26 @@ class _Chat:
                 self.svc.limiter.slot(limit, wait=False) as remaining,
                 self.hub.reader(str(run_id)) as reader,
             ):
-                run = start_run(self.hub, reader, self.agent, value, run_id=run_id, limit=remaining)
-                self.run = run
-                if self.cancel_asked:
-                    # After the run's first step, so that it ends with a cancelled frame like
-                    # any cancelled run (cancelled before it starts, it would send none at all).
-                    asyncio.get_running_loop().call_soon(run.cancel)
+                run, started = start_run(
+                    self.hub,
+                    reader,
+                    self.agent,
+                    value,
+                    run_id=run_id,
+                    limit=remaining,
+                    thread=thread,
+                )
                 try:
+                    if thread is not None:
+                        # thread_busy and the like come back as an error message, at once; a
+                        # cancel meanwhile waits for the run to begin (below).
+                        await until_begun(run, started)
+                    self.run = run
+                    if self.cancel_asked:
+                        # After the run's first step, so that it ends with a cancelled frame
+                        # like any cancelled run (cancelled before it starts, it would send
+                        # none at all).
+                        asyncio.get_running_loop().call_soon(run.cancel)
                     code, reason = await sockets.pump_websocket(
                         self.ws,
                         reader,
@@ -151,7 +168,7 @@ class _Chat:
                     await stop_run(run)
             if code != sockets.DONE:
                 await self.ws.close(code=code, message=reason.encode())
-        except WorkerError as exc:  # no slot free
+        except WorkerError as exc:  # no slot free, or the thread cannot be had
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.error(exc.code, exc.message, exc.details)
         except (ConnectionError, RuntimeError):

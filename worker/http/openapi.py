@@ -32,11 +32,14 @@ class Operation:
     summary: str
     tag: str
     request: type[BaseModel] | None = None
+    request_required: bool = True
+    """False when the body may be left out (the request model's defaults apply)."""
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     content_types: dict[int, str] = field(default_factory=dict)
     public: bool = False
     parameters: tuple[dict[str, Any], ...] = ()
-    """Query and header parameters, as OpenAPI parameter objects (path ones are implied)."""
+    """Query and header parameters, as OpenAPI parameter objects. Path ones are implied (any
+    string); one given here replaces its implied one (to document its pattern)."""
 
 
 def _to_oas30(node: Any) -> Any:
@@ -104,7 +107,8 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
             "tags": [op.tag],
             "responses": responses,
         }
-        params = re.findall(r"\{(\w+)\}", op.path)
+        given = {p["name"] for p in op.parameters if p.get("in") == "path"}
+        params = [p for p in re.findall(r"\{(\w+)\}", op.path) if p not in given]
         if params:
             spec["parameters"] = [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -114,7 +118,7 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
             spec.setdefault("parameters", []).extend(op.parameters)
         if op.request is not None:
             spec["requestBody"] = {
-                "required": True,
+                "required": op.request_required,
                 "content": {"application/json": {"schema": ref(op.request, "validation")}},
             }
         if op.public:

@@ -4,12 +4,24 @@ them, so the document and the behaviour cannot drift apart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from worker.durations import GoDuration, ReportedDuration
 from worker.gojson import GoModel
+from worker.threads.keys import THREAD_ID_PATTERN
+
+ThreadId = Annotated[
+    str,
+    Field(
+        description="A conversation thread: 1 to 128 characters of A-Z a-z 0-9 _ . - "
+        "(another string is refused with 400 invalid_thread_id).",
+        json_schema_extra={"pattern": THREAD_ID_PATTERN},
+    ),
+]
+"""A thread id as the API documents it. Its rule is checked by ``worker.threads.keys`` (400
+``invalid_thread_id``), not by pydantic, whose error would be a plain ``validation_error``."""
 
 
 class AgentConfig(GoModel):
@@ -47,11 +59,17 @@ class AgentList(BaseModel):
 
 
 class InvokeRequest(GoModel):
-    """``POST /v1/agents/{id}/invoke``."""
+    """``POST /v1/agents/{id}/invoke`` and ``/stream``."""
 
     input: Any = Field(description="The agent's input; its type's input schema applies.")
     timeout: GoDuration | None = Field(
         None, description="Deadline: integer nanoseconds or a Go duration string; default 30s."
+    )
+    thread_id: ThreadId | None = Field(
+        None,
+        description="Continue this conversation thread (created when new; CONTRACT section 6). "
+        "409 thread_busy while another run holds it; 400 threads_unsupported for an agent "
+        "that keeps no thread.",
     )
 
 
@@ -67,10 +85,21 @@ class InvokeMetadata(BaseModel):
     degraded: bool = Field(
         False, description="True when a fallback or the basic provider answered."
     )
+    thread_id: str | None = Field(None, description="The thread the run continued, if any.")
 
 
 class InvokeResponse(BaseModel):
-    output: Any
+    output: Any = Field(description="The agent's output (null when the run was interrupted).")
+    status: Literal["completed", "interrupted"] = Field(
+        "completed",
+        description="interrupted: the run stopped to ask a person (LangGraph's interrupt()); "
+        "answer with POST /v1/threads/{thread_id}/resume.",
+    )
+    interrupt: Any = Field(
+        None,
+        description="What an interrupted run asks: the value given to interrupt() (a list when "
+        "several are pending).",
+    )
     metadata: InvokeMetadata
 
 
@@ -116,3 +145,77 @@ class Readiness(BaseModel):
     breakers: dict[str, str] = Field(
         default_factory=dict, description="Every provider breaker's state: closed, half-open, open."
     )
+
+
+class CreateThread(GoModel):
+    """``POST /v1/threads`` (the body is optional)."""
+
+    thread_id: ThreadId | None = Field(None, description="Default: a new UUID.")
+    metadata: dict[str, Any] | None = Field(None, description="The caller's, kept as given.")
+
+
+class Thread(BaseModel):
+    """A thread as created."""
+
+    thread_id: str
+    created_at: datetime
+    metadata: dict[str, Any]
+
+
+class Interrupt(BaseModel):
+    """A question a run stopped on (LangGraph's ``interrupt(value)``)."""
+
+    id: str | None = None
+    value: Any = None
+
+
+class ThreadValues(BaseModel):
+    """A thread's state: ``messages`` (LangChain messages in their JSON form,
+    ``{"type": "human"|"ai"|"tool"|"system", "content", ...}``) and any other channel of the
+    agent's graph."""
+
+    model_config = ConfigDict(extra="allow")
+    messages: list[dict[str, Any]] | None = None
+
+
+class ThreadState(BaseModel):
+    """``GET /v1/threads/{thread_id}``: the thread now."""
+
+    thread_id: str
+    status: Literal["idle", "busy", "interrupted"] = Field(
+        description="busy: a run holds it; interrupted: it waits for POST .../resume."
+    )
+    values: ThreadValues
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    checkpoint_id: str | None = Field(None, description="The newest checkpoint (none: no run).")
+    interrupts: list[Interrupt] = Field(description="What an interrupted thread asks.")
+
+
+class ThreadCheckpoint(BaseModel):
+    """One checkpoint of a thread's history."""
+
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    created_at: datetime
+    metadata: dict[str, Any] = Field(description="LangGraph's: source, step, ...")
+    values: ThreadValues
+    interrupts: list[Interrupt]
+
+
+class ThreadHistory(BaseModel):
+    """``GET /v1/threads/{thread_id}/history``: checkpoints, newest first."""
+
+    thread_id: str
+    checkpoints: list[ThreadCheckpoint]
+
+
+class ResumeRequest(GoModel):
+    """``POST /v1/threads/{thread_id}/resume``: the answer to the thread's question."""
+
+    resume: Any = Field(description="Handed to the graph as the value of its interrupt() call.")
+    agent_id: str | None = Field(
+        None, description="The agent to continue with; default: the one that last ran the thread."
+    )
+    timeout: GoDuration | None = Field(None, description="The run's deadline (default 30s).")

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from worker.agents.store import ResolvedAgent
+from worker.agents.thread_runs import OnThread
 from worker.errors import BadRequest, NotFound, Unavailable
 from worker.http import sockets
 from worker.http.envelope import error_body
@@ -177,16 +178,37 @@ def start_run(
     *,
     run_id: uuid.UUID,
     limit: float,
-) -> asyncio.Task[Any]:
-    """Start the run ``run_id`` of ``agent`` as the task ``reader`` (entered) follows; ``reader``
-    ends ``_FINAL_FRAME_GRACE`` seconds after the run even if its final frame never comes."""
+    thread: OnThread | None = None,
+) -> tuple[asyncio.Task[Any], asyncio.Future[None]]:
+    """Start the run ``run_id`` of ``agent`` (on ``thread``, if given) as the task ``reader``
+    (entered) follows; ``reader`` ends ``_FINAL_FRAME_GRACE`` seconds after the run even if its
+    final frame never comes. Returns the run and a future resolved once it has begun (see
+    ``begun``)."""
+    begun = asyncio.get_running_loop().create_future()
     run = asyncio.create_task(
-        hub.run(agent, value, task_id=reader.task_id, time_limit=limit, run_id=run_id)
+        hub.run(
+            agent,
+            value,
+            task_id=reader.task_id,
+            time_limit=limit,
+            run_id=run_id,
+            thread=thread,
+            begun=begun,
+        )
     )
     loop = asyncio.get_running_loop()
     # If the final frame never comes back (log unreachable), the stream still ends.
     run.add_done_callback(lambda _: loop.call_later(_FINAL_FRAME_GRACE, reader.outbox.close))
-    return run
+    return run, begun
+
+
+async def until_begun(run: asyncio.Task[Any], started: asyncio.Future[None]) -> None:
+    """Wait until ``run`` has begun (held its thread, emitted ``started``); what stopped it
+    before (``ThreadBusy``, an unknown thread...) is raised here, before any frame was sent."""
+    if not started.done():
+        await asyncio.wait([run, started], return_when=asyncio.FIRST_COMPLETED)
+    if not started.done() and run.done():
+        run.result()  # raises what ended it
 
 
 async def stop_run(run: asyncio.Task[Any]) -> None:
@@ -201,6 +223,7 @@ async def agent_stream(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     hub = hub_of(svc)
     body = InvokeRequest.model_validate(await read_json(request))
+    thread = svc.maybe_on_thread(body.thread_id)
     agent = await svc.store.resolve(request.match_info["agent_id"])
     value = agent.agent_type.parse_input(body.input)
     # One id names the run: the task id of its frames (X-Task-ID) and LangChain's run id.
@@ -210,8 +233,13 @@ async def agent_stream(request: web.Request) -> web.StreamResponse:
         svc.limiter.slot(svc.time_limit(body.timeout)) as limit,
         hub.reader(task_id) as reader,
     ):
-        run = start_run(hub, reader, agent, value, run_id=run_id, limit=limit)
+        run, started = start_run(
+            hub, reader, agent, value, run_id=run_id, limit=limit, thread=thread
+        )
         try:
+            if thread is not None:
+                # A run that cannot have its thread answers here, as JSON (409 thread_busy).
+                await until_begun(run, started)
             # Answer once the run's first frame is stored, so a watcher given X-Task-ID finds
             # the task on any worker.
             first = await anext(reader, None)
@@ -258,7 +286,8 @@ ROUTES: list[tuple[Operation, Handler]] = [
             path="/v1/agents/{agent_id}/stream",
             operation_id="streamAgent",
             summary="Run an agent and stream its frames as SSE (X-Task-ID names the run; "
-            "any worker serves it at /v1/tasks/{task_id}/events)",
+            "any worker serves it at /v1/tasks/{task_id}/events); with thread_id, on that "
+            "conversation thread (409 thread_busy, as JSON, while another run holds it)",
             tag="streaming",
             request=InvokeRequest,
             responses={200: Frame},
