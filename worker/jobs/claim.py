@@ -94,6 +94,7 @@ class Claims:
             heartbeat_at=now,
             cancel_requested=stored.record.cancel_requested if stored else False,
             traceparent=current_traceparent(),
+            thread_id=task.thread_id,
         )
 
     def why_not_now(self, stored: Stored | None) -> NotNow | None:

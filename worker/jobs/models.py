@@ -15,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.durations import GoDuration, ReportedDuration
 from worker.gojson import GoModel
+from worker.threads.keys import THREAD_ID
 
 TASK_TYPE = "agent_execution"
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 class TaskStatus(StrEnum):
-    """Where a job is. The last four are final."""
+    """Where a job is. All but the first two are final."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -29,6 +30,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     DEAD = "dead"
+    INTERRUPTED = "interrupted"
+    """The run stopped to ask a person (CONTRACT section 6): its thread waits for a resume."""
 
     @property
     def final(self) -> bool:
@@ -42,7 +45,15 @@ class TaskStatus(StrEnum):
         return self in _FINAL and self is not TaskStatus.DEAD
 
 
-_FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.DEAD})
+_FINAL = frozenset(
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.DEAD,
+        TaskStatus.INTERRUPTED,
+    }
+)
 
 
 class TaskMessage(GoModel):
@@ -50,7 +61,12 @@ class TaskMessage(GoModel):
 
     id: str = Field(pattern=TASK_ID_PATTERN, description="Task id, also its idempotency key.")
     type: str = Field(description=f"Always {TASK_TYPE!r}.")
-    payload: dict[str, Any] = Field(description='{"agent_id": "...", "input": ...}')
+    payload: dict[str, Any] = Field(
+        description='{"agent_id": "...", "input": ..., "thread_id"?: "...", "resume"?: ...}: '
+        "with thread_id the run continues that conversation thread (waiting its turn while "
+        "another run holds it); with resume (and thread_id) it answers the thread's question, "
+        "and input may be left out."
+    )
     callback: str | None = Field(
         None, max_length=2048, description="URL the result is POSTed to (optional)."
     )
@@ -70,6 +86,22 @@ class TaskMessage(GoModel):
     def input(self) -> Any:
         """``payload.input``."""
         return self.payload.get("input")
+
+    @property
+    def thread_id(self) -> str | None:
+        """``payload.thread_id`` (checked by ``parse_task``)."""
+        thread_id = self.payload.get("thread_id")
+        return thread_id if isinstance(thread_id, str) else None
+
+    @property
+    def resuming(self) -> bool:
+        """True when the job answers its thread's question (``payload.resume``)."""
+        return "resume" in self.payload
+
+    @property
+    def resume(self) -> Any:
+        """``payload.resume``: the answer handed to the graph's ``interrupt()``."""
+        return self.payload.get("resume")
 
 
 class MessageRejected(Exception):
@@ -120,7 +152,8 @@ def parse_task(data: bytes) -> TaskMessage:
             task_id=task.id,
             callback=task.callback or "",
         )
-    if "input" not in task.payload:
+    _check_thread(task)
+    if "input" not in task.payload and not task.resuming:
         raise MessageRejected(
             "invalid_message",
             "payload.input: field required",
@@ -128,6 +161,21 @@ def parse_task(data: bytes) -> TaskMessage:
             callback=task.callback or "",
         )
     return task
+
+
+def _check_thread(task: TaskMessage) -> None:
+    thread_id = task.payload.get("thread_id")
+    problem = ""
+    if thread_id is not None and not (
+        isinstance(thread_id, str) and THREAD_ID.fullmatch(thread_id)
+    ):
+        problem = "payload.thread_id: 1 to 128 characters of A-Z a-z 0-9 _ . -"
+    elif task.resuming and thread_id is None:
+        problem = "payload.resume: a resume needs payload.thread_id, the thread it answers"
+    if problem:
+        raise MessageRejected(
+            "invalid_message", problem, task_id=task.id, callback=task.callback or ""
+        )
 
 
 class TaskError(BaseModel):
@@ -160,6 +208,9 @@ class TaskRecord(BaseModel):
     execution_time: float | None = None
     cancel_requested: bool = False
     traceparent: str | None = None
+    thread_id: str | None = None
+    interrupt: Any = None
+    """What an ``interrupted`` job asks."""
 
 
 class TaskView(BaseModel):
@@ -177,6 +228,10 @@ class TaskView(BaseModel):
     error: TaskError | None = None
     execution_time: ReportedDuration | None = None
     cancel_requested: bool = False
+    thread_id: str | None = Field(None, description="The conversation thread the job runs on.")
+    interrupt: Any = Field(
+        None, description="What an `interrupted` job asks (resume its thread to answer)."
+    )
     stream_refused: str | None = Field(
         None,
         description=(
@@ -198,12 +253,13 @@ class CallbackMetadata(BaseModel):
     worker_id: str | None
 
 
-CallbackStatus = Literal["completed", "failed", "cancelled"]
+CallbackStatus = Literal["completed", "failed", "cancelled", "interrupted"]
 _CALLBACK_STATUS: dict[TaskStatus, CallbackStatus] = {
     TaskStatus.COMPLETED: "completed",
     TaskStatus.FAILED: "failed",
     TaskStatus.CANCELLED: "cancelled",
     TaskStatus.DEAD: "failed",
+    TaskStatus.INTERRUPTED: "interrupted",
 }
 
 
@@ -214,6 +270,9 @@ class CallbackBody(BaseModel):
     status: CallbackStatus
     result: Any = None
     error: TaskError | None = None
+    interrupt: Any = None
+    """An ``interrupted`` job's question (CONTRACT section 6)."""
+    thread_id: str | None = None
     metadata: CallbackMetadata
 
     @classmethod
@@ -229,6 +288,8 @@ class CallbackBody(BaseModel):
             status=_CALLBACK_STATUS[record.status],
             result=record.result if record.status == TaskStatus.COMPLETED else None,
             error=record.error,
+            interrupt=record.interrupt if record.status == TaskStatus.INTERRUPTED else None,
+            thread_id=record.thread_id,
             metadata=CallbackMetadata.model_construct(
                 execution_time=record.execution_time,
                 attempts=record.attempts,
@@ -241,6 +302,8 @@ class CallbackBody(BaseModel):
         data = self.model_dump(mode="json", exclude_none=True)
         if self.status == "completed":
             data.setdefault("result", None)
+        elif self.status == "interrupted":
+            data.setdefault("interrupt", None)
         return orjson.dumps(data)
 
 

@@ -19,13 +19,22 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 
+from worker.agents import thread_runs
 from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
+from worker.agents.thread_runs import OnThread, Resume
 from worker.broker.dead_letters import DeadLetterWriter
 from worker.broker.pull import PullConsumer
 from worker.callbacks.outbox import CallbackOutbox
 from worker.config import Settings
-from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, NotFound, WorkerError
+from worker.errors import (
+    HANDBACK,
+    AgentFailed,
+    DeadlineExceeded,
+    NotFound,
+    Unavailable,
+    WorkerError,
+)
 from worker.jobs.claim import Blocked, Claims, NotNow
 from worker.jobs.heartbeats import Heartbeats
 from worker.jobs.models import (
@@ -42,6 +51,7 @@ from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import JOB_DURATION, JOBS_IN_FLIGHT, NATS_MESSAGES, labelled
 from worker.telemetry.tracing import TRACER_NAME
+from worker.threads import ThreadStore
 
 log = get_logger(__name__)
 tracer = trace.get_tracer(TRACER_NAME)
@@ -59,6 +69,7 @@ class Execute(Protocol):
         time_limit: float,
         stream_url: str | None,
         traceparent: str | None,
+        thread: OnThread | None,
     ) -> Awaitable[RunResult]: ...
 
 
@@ -70,8 +81,11 @@ async def invoke_without_frames(
     time_limit: float,
     stream_url: str | None,
     traceparent: str | None,
+    thread: OnThread | None,
 ) -> RunResult:
     """Run the agent with no progress frames."""
+    if thread is not None:
+        return await thread_runs.invoke(agent, value, thread, time_limit=time_limit)
     return await invoke(agent, value, time_limit=time_limit, run_id=None)
 
 
@@ -91,8 +105,10 @@ class JobRunner:
         execute: Execute = invoke_without_frames,
         finals: Finals | None = None,
         on_stall: Callable[[], Awaitable[None]] | None = None,
+        threads: ThreadStore | None = None,
     ) -> None:
         self._s = settings
+        self._threads = threads
         self._subject = settings.tasks_subject
         self._agents = agents
         self._tasks = tasks
@@ -205,7 +221,8 @@ class JobRunner:
     async def _process(self, msg: Msg, task: TaskMessage, attempt: int) -> None:
         try:
             agent = await self._agents.resolve(task.agent_id)
-            value = agent.agent_type.parse_input(task.input)
+            # A resume answers the thread's question: its input, if any, is not used.
+            value = None if task.resuming else agent.agent_type.parse_input(task.input)
         except WorkerError as exc:
             await self._unrunnable(msg, task, attempt, exc)
             return
@@ -268,8 +285,11 @@ class JobRunner:
                 time_limit=time_limit,
                 stream_url=task.stream_url,
                 traceparent=record.traceparent,
+                thread=self._on_thread(task, time_limit),
             )
             status, result = TaskStatus.COMPLETED, run.output
+            if run.status == "interrupted":
+                status, record.interrupt = TaskStatus.INTERRUPTED, run.interrupt
         except DeadlineExceeded:
             error = TaskError(
                 code="timeout", message=f"the job ran past its {time_limit:g}s timeout"
@@ -299,6 +319,20 @@ class JobRunner:
         record.execution_time = time.perf_counter() - start
         labelled(JOB_DURATION, agent.record.type, status.value).observe(record.execution_time)
         await self._outcomes.finish(msg, record, status, result=result, error=error, ran=True)
+
+    def _on_thread(self, task: TaskMessage, time_limit: float) -> OnThread | None:
+        """How the job runs on its thread: it waits its turn up to its own time limit (then
+        ``ThreadBusy``, which hands it back), where a second HTTP run gets 409 at once."""
+        if task.thread_id is None:
+            return None
+        if self._threads is None:
+            raise Unavailable("this worker keeps no conversation threads")
+        return OnThread(
+            threads=self._threads,
+            thread_id=task.thread_id,
+            wait=time_limit,
+            resume=Resume(task.resume) if task.resuming else None,
+        )
 
     async def _exhausted(self, msg: Msg, task: TaskMessage, attempt: int) -> None:
         """Past its last delivery (its workers died each time): dead, without running again."""

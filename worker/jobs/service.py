@@ -25,6 +25,7 @@ from worker.jobs.runner import Execute, JobRunner, invoke_without_frames
 from worker.jobs.topology import Topology, ensure_all
 from worker.outbound.ssrf import CallbackPolicy
 from worker.telemetry.metrics import NATS_MESSAGES
+from worker.threads import ThreadStore
 
 
 @dataclass(slots=True)
@@ -76,10 +77,12 @@ async def running_jobs(
     policy: CallbackPolicy,
     execute: Execute = invoke_without_frames,
     finals: Finals | None = None,
+    threads: ThreadStore | None = None,
 ) -> AsyncIterator[Jobs]:
     """Start the jobs door; on exit drain the runner (grace period), then stop the rest.
 
-    ``policy`` checks callback targets (the worker's one outbound policy, shared with pushes)."""
+    ``policy`` checks callback targets (the worker's one outbound policy, shared with pushes);
+    ``threads``: where jobs naming a ``thread_id`` find it (None: such jobs fail)."""
     topology = Topology.from_settings(settings)
     kv = await ensure_all(js, topology)
     tasks = TaskStore(kv)
@@ -118,6 +121,7 @@ async def running_jobs(
         dead_letters=dead,
         policy=policy,
         on_stall=rebind,
+        threads=threads,
     )
     control = JobControl(
         nc=nc,
