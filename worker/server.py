@@ -32,6 +32,7 @@ from worker.outbound.ssrf import CallbackPolicy
 from worker.resilience import Resilience, RetryPolicy
 from worker.streaming.hub import StreamHub, StreamOptions
 from worker.telemetry.logs import get_logger
+from worker.threads import ThreadStore
 
 log = get_logger(__name__)
 
@@ -106,6 +107,9 @@ async def running_worker(
                 max_wait=settings.provider_retry_max_wait,
             ),
         )
+        # Conversation threads (CONTRACT section 6): one bucket for the pool; every graph that
+        # runs on a thread gets its checkpointer, and the doors take thread leases from it.
+        threads = await ThreadStore.open(nc=broker.client, js=broker.jetstream, settings=settings)
         store = AgentStore(
             js=broker.jetstream,
             registry=registry,
@@ -116,6 +120,7 @@ async def running_worker(
                 openai_base_url=settings.openai_base_url,
                 resilience=resilience,
                 tools=tools,
+                checkpointer=threads.checkpointer,
             ),
             bucket=settings.agents_bucket,
             replicas=settings.kv_replicas,
@@ -147,6 +152,7 @@ async def running_worker(
                 policy=outbound,
                 execute=streams.run,
                 finals=streams,
+                threads=threads,
             )
         )
         services = Services(
@@ -161,6 +167,7 @@ async def running_worker(
             ),
             jobs=jobs,
             streams=streams,
+            threads=threads,
             resilience=resilience,
         )
         app = build_app(services)
