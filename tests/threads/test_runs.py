@@ -78,6 +78,7 @@ async def test_chat_keeps_its_history_over_three_turns(open_store: OpenStore) ->
         async with thread_runs.hold(agent, text, on(store, thread)) as run:
             result = await run.execute(with_seen, time_limit=10)
         assert (result.status, result.thread_id, result.interrupt) == ("completed", thread, None)
+        assert result.provider == "fake"
         answers.append(result.output)
     assert answers == ["Hello Ada.", "You are Ada.", "Ada, again."]
 
