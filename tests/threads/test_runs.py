@@ -254,9 +254,18 @@ async def test_a_cancel_inside_a_tool_leaves_the_last_complete_step(
     assert all(not task.result for task in snapshot.tasks)
     assert (await store.get(thread)).status == "idle"
 
-    # The next run on the thread goes on from there.
-    after = await thread_runs.invoke(agent, "never mind", on(store, thread), time_limit=10)
+    # The next run on the thread goes on from there; its model reads that the call it made was
+    # stopped (a provider refuses a tool call left unanswered).
+    seen = ModelInputs()
+
+    async def with_seen(runnable: Runnable[Any, Any], value: Any, config: RunnableConfig) -> Any:
+        return await runnable.ainvoke(value, {**config, "callbacks": [seen]})
+
+    async with thread_runs.hold(agent, "never mind", on(store, thread)) as next_run:
+        after = await next_run.execute(with_seen, time_limit=10)
     assert after.output == "Done."
+    assert [m.type for m in seen.calls[-1]] == ["system", "human", "ai", "tool", "human"]
+    assert seen.calls[-1][3].tool_call_id == latest.values["messages"][-1].tool_calls[0]["id"]
     messages = (await store.get(thread)).values["messages"]
     assert [m.type for m in messages][-2:] == ["human", "ai"]
     assert contents(messages)[-2:] == ["never mind", "Done."]

@@ -32,7 +32,13 @@ from langchain.agents.middleware import (
 )
 from langchain.agents.middleware.model_call_limit import ModelCallLimitExceededError
 from langchain.agents.middleware.types import ToolCallRequest
-from langchain_core.messages import AnyMessage, BaseMessage, convert_to_messages
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
@@ -57,6 +63,7 @@ from worker.errors import AgentIterationLimit, WorkerError
 from worker.resilience import ProviderChain, provider_chain
 
 MAX_TOOL_ERROR = 2000
+UNANSWERED_CALL = "Error: the run was stopped before this tool answered; it has no result."
 MAX_TEXT = 1_000_000
 ToolName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -174,7 +181,7 @@ class ProviderChainMiddleware(AgentMiddleware):
         if request.model_settings:
             model = model.bind(**request.model_settings)
         system = [request.system_message] if request.system_message else []
-        return model, [*system, *request.messages]
+        return model, [*system, *answered(request.messages)]
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
@@ -189,6 +196,26 @@ class ProviderChainMiddleware(AgentMiddleware):
         """The chain's answer."""
         model, messages = self._bound(request)
         return ModelResponse(result=[await model.ainvoke(messages)])
+
+
+def answered(messages: list[AnyMessage]) -> list[AnyMessage]:
+    """``messages`` with every tool call answered. A run on a thread cancelled inside its tools
+    leaves the thread at the model's step: an AI message whose tool calls have no tool message,
+    which providers refuse (OpenAI: 400). The next run's model reads that they were stopped."""
+    done = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
+    if all(c["id"] in done or c["id"] is None for c in calls):
+        return messages  # the usual case: nothing to add, nothing copied
+    out: list[AnyMessage] = []
+    for message in messages:
+        out.append(message)
+        if isinstance(message, AIMessage):
+            out.extend(
+                ToolMessage(UNANSWERED_CALL, tool_call_id=c["id"], name=c["name"], status="error")
+                for c in message.tool_calls
+                if c["id"] is not None and c["id"] not in done
+            )
+    return out
 
 
 def tool_error(exc: Exception, request: ToolCallRequest) -> str | None:
