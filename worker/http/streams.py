@@ -183,7 +183,7 @@ def start_run(
     """Start the run ``run_id`` of ``agent`` (on ``thread``, if given) as the task ``reader``
     (entered) follows; ``reader`` ends ``_FINAL_FRAME_GRACE`` seconds after the run even if its
     final frame never comes. Returns the run and a future resolved once it has begun (see
-    ``begun``)."""
+    ``until_begun``)."""
     begun = asyncio.get_running_loop().create_future()
     run = asyncio.create_task(
         hub.run(

@@ -257,23 +257,6 @@ class StreamHub:
                 agent, value, config, writer.emit, max_output_bytes=self.options.tool_output_bytes
             )
 
-        asked: set[str | None] = set()  # the interrupts reported by frames so far, by id
-
-        def emit_on_thread(draft: Draft) -> None:
-            if draft.event == INTERRUPT and draft.data is not None:
-                asked.add(draft.data.get("id"))
-            writer.emit(draft)
-
-        async def call(graph: Runnable[Any, Any], graph_input: Any, config: RunnableConfig) -> Any:
-            return await stream_agent(
-                agent,
-                graph_input,
-                config,
-                emit_on_thread,
-                max_output_bytes=self.options.tool_output_bytes,
-                runnable=graph,
-            )
-
         try:
             async with claim as held:
                 writer.start()  # not before: a run that cannot have its thread emits nothing
@@ -288,17 +271,7 @@ class StreamHub:
                             agent, work, time_limit=time_limit, run_id=run_id
                         )
                     else:
-                        result = await held.execute(call, time_limit=time_limit)
-                        for question in result.interrupts:
-                            # One the callbacks did not see (a static interrupt_before...).
-                            if question["id"] not in asked:
-                                writer.emit(
-                                    interrupt_draft(
-                                        question["value"],
-                                        progress=writer.progress,
-                                        interrupt_id=question["id"],
-                                    )
-                                )
+                        result = await self._on_thread(held, agent, writer, time_limit)
                 except BaseException as exc:
                     last = _ending(exc, writer.progress)
                     raise
@@ -308,6 +281,40 @@ class StreamHub:
             if last is not None:
                 writer.emit(last)
             await asyncio.shield(writer.close(self.options.flush_timeout))
+
+    async def _on_thread(
+        self, run: ThreadRun, agent: ResolvedAgent, writer: FrameWriter, time_limit: float
+    ) -> RunResult:
+        """Execute ``run`` with frame callbacks. The callbacks report each ``interrupt()`` as
+        its node raises it; one of the result they did not report still gets its ``interrupt``
+        frame here, so that every interrupted run has one before its final frame."""
+        asked: set[str | None] = set()  # the interrupts reported by frames so far, by id
+
+        def emit(draft: Draft) -> None:
+            if draft.event == INTERRUPT and draft.data is not None:
+                asked.add(draft.data.get("id"))
+            writer.emit(draft)
+
+        async def call(graph: Runnable[Any, Any], graph_input: Any, config: RunnableConfig) -> Any:
+            return await stream_agent(
+                agent,
+                graph_input,
+                config,
+                emit,
+                max_output_bytes=self.options.tool_output_bytes,
+                runnable=graph,
+            )
+
+        result = await run.execute(call, time_limit=time_limit)
+        for question in result.interrupts:
+            if question["id"] not in asked:
+                progress = writer.progress
+                writer.emit(
+                    interrupt_draft(
+                        question["value"], progress=progress, interrupt_id=question["id"]
+                    )
+                )
+        return result
 
     def _push(
         self,
