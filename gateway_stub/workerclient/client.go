@@ -125,19 +125,31 @@ func (c *Client) DeleteAgent(ctx context.Context, id string) error {
 }
 
 // Invoke runs an agent and waits for its output. The worker answers 504 past req.Timeout.
+// With req.ThreadID the run continues that thread; it may end interrupted (res.Interrupted),
+// and a thread another run holds gives ErrThreadBusy.
 func (c *Client) Invoke(ctx context.Context, agentID string, req InvokeRequest) (*InvokeResult, error) {
-	if req.Timeout > 0 {
-		// Give the worker's own deadline room to answer 504 before ours cuts the call.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout+5*time.Second)
-		defer cancel()
+	if req.ThreadID != "" {
+		if err := checkThreadID(req.ThreadID); err != nil {
+			return nil, err
+		}
 	}
+	ctx, cancel := runDeadline(ctx, req.Timeout)
+	defer cancel()
 	var res InvokeResult
 	path := "/v1/agents/" + url.PathEscape(agentID) + "/invoke"
 	if err := c.do(ctx, http.MethodPost, path, req, http.StatusOK, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// runDeadline bounds a run's call by the run's own timeout plus room for the worker's deadline
+// to answer 504 before ours cuts the call; with no timeout, ctx is left as it is.
+func runDeadline(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout+5*time.Second)
 }
 
 // SubmitTask submits a long job over HTTP instead of NATS (POST /v1/tasks, 202). task is a
@@ -174,26 +186,30 @@ func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
 	return &r, nil
 }
 
-// do sends one call and decodes a `want` answer into out, or an error answer into *APIError.
-func (c *Client) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
+// withDefaultTimeout bounds ctx by the client's Timeout when it has no deadline of its own.
+func (c *Client) withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// send sends one call with a JSON body (none when body is nil) and returns the answer, whatever
+// its status.
+func (c *Client) send(ctx context.Context, method, path string, body any, accept string) (*http.Response, error) {
 	var reader io.Reader
 	if body != nil {
 		payload, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
 		reader = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, reader)
 	if err != nil {
-		return fmt.Errorf("build %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -202,7 +218,18 @@ func (c *Client) do(ctx context.Context, method, path string, body any, want int
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// do sends one call and decodes a `want` answer into out, or an error answer into *APIError.
+func (c *Client) do(ctx context.Context, method, path string, body any, want int, out any) error {
+	ctx, cancel := c.withDefaultTimeout(ctx)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, body, "application/json")
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != want {

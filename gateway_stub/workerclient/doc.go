@@ -1,5 +1,11 @@
 // Package workerclient is a typed Go client of the AgentOS worker's synchronous HTTP API
-// (CONTRACT §1): agents, invocations, tasks and health.
+// (CONTRACT §1): agents, invocations, tasks and health; and CONTRACT §6's conversation threads:
+// a ThreadID on Invoke and Stream, CreateThread, GetThread, ThreadHistory, DeleteThread and
+// Resume, with sentinel errors (ErrThreadBusy, ErrThreadNotFound, ErrInvalidThreadID...) that
+// errors.Is matches against the worker's *APIError.
+//
+// Stream reads a run's frames as server-sent events with tmaxmax/go-sse's parser; each Frame
+// may carry an agent step's event (tool_start, tool_end, node, token, interrupt).
 //
 // It is written by hand, not generated with oapi-codegen from the worker's /openapi.json, on
 // purpose. The Go backend already has the seed's types (an untagged AgentConfig, an Agent) and

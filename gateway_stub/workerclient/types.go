@@ -23,18 +23,43 @@ type Agent struct {
 	UpdatedAt time.Time      `json:"updated_at"`
 }
 
-// InvokeRequest is the body of POST /v1/agents/{id}/invoke. Timeout travels as integer
-// nanoseconds, as encoding/json writes a time.Duration; zero means the worker's default (30 s).
+// InvokeRequest is the body of POST /v1/agents/{id}/invoke and /stream.
 type InvokeRequest struct {
-	Input   any           `json:"input"`
+	// Input is the agent's input; its type's input schema applies (text for chat, text or
+	// {"messages": [...]} for agent).
+	Input any `json:"input"`
+	// Timeout is the run's deadline. It travels as integer nanoseconds, as encoding/json
+	// writes a time.Duration; zero means the worker's default (30 s).
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// ThreadID, when set, runs the agent on that conversation thread (CONTRACT §6): the run
+	// continues the thread's state on whichever worker answers, and a thread id nobody has
+	// created yet creates the thread. Another run holding the thread gives ErrThreadBusy.
+	// Empty: a run without memory, as before threads.
+	ThreadID string `json:"thread_id,omitempty"`
 }
 
-// InvokeResult is the answer of an invocation.
+// Run statuses of an answer (InvokeResult.Status). An answer without status completed.
+const (
+	RunCompleted   = "completed"
+	RunInterrupted = "interrupted"
+)
+
+// InvokeResult is the answer of an invocation (or of Resume).
 type InvokeResult struct {
-	Output   json.RawMessage `json:"output"`
-	Metadata InvokeMetadata  `json:"metadata"`
+	// Output is the agent's output, as JSON. An interrupted run may have none.
+	Output json.RawMessage `json:"output"`
+	// Status is "interrupted" when the run stopped to ask a person (the question is in
+	// Interrupt; answer it with Resume); "completed" or empty otherwise.
+	Status string `json:"status,omitempty"`
+	// Interrupt is the question of an interrupted run, as the graph asked it (any JSON).
+	Interrupt json.RawMessage `json:"interrupt,omitempty"`
+	// ThreadID is the thread the run continued, when it ran on one.
+	ThreadID string         `json:"thread_id,omitempty"`
+	Metadata InvokeMetadata `json:"metadata"`
 }
+
+// Interrupted reports whether the run stopped to ask a person.
+func (r *InvokeResult) Interrupted() bool { return r.Status == RunInterrupted }
 
 // InvokeMetadata describes one run. ExecutionTime is a Go duration string ("12.5ms").
 type InvokeMetadata struct {
@@ -43,6 +68,26 @@ type InvokeMetadata struct {
 	AgentID       string `json:"agent_id"`
 	AgentType     string `json:"agent_type"`
 	WorkerID      string `json:"worker_id"`
+	// Provider is the model provider that answered (agents with models).
+	Provider string `json:"provider,omitempty"`
+	// Degraded is true when a fallback or the basic provider answered.
+	Degraded bool `json:"degraded,omitempty"`
+	// ThreadID is the thread the run continued, when it ran on one.
+	ThreadID string `json:"thread_id,omitempty"`
+	// Usage sums every model call of the run (CONTRACT §7); nil from a worker that does not
+	// report it.
+	Usage *Usage `json:"usage,omitempty"`
+	// TimeToFirstToken is a Go duration string, for runs that streamed tokens.
+	TimeToFirstToken string `json:"time_to_first_token,omitempty"`
+}
+
+// Usage is what a run spent on models (CONTRACT §7).
+type Usage struct {
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	TotalTokens  int64 `json:"total_tokens"`
+	// CostUSD is nil when a model of the run has no price.
+	CostUSD *float64 `json:"cost_usd"`
 }
 
 // Readiness is GET /readyz.
