@@ -65,16 +65,44 @@ func NewPublisher(js jetstream.JetStream, opts Options) (*Publisher, error) {
 // ExecuteAgentAsync is the seed's call: a fresh job running agentID on input, its result POSTed
 // to the callback URL. It returns once JetStream has stored the job.
 func (p *Publisher) ExecuteAgentAsync(ctx context.Context, agentID, input string) (*ExecutionID, error) {
+	return p.publishJob(ctx, Job{AgentID: agentID, Input: input})
+}
+
+// Execute publishes job as a fresh task, its result POSTed to the callback URL (status
+// "interrupted", with the question, when the run stops to ask a person). It returns once
+// JetStream has stored the job.
+func (p *Publisher) Execute(ctx context.Context, job Job) (*ExecutionID, error) {
+	if job.AgentID == "" {
+		return nil, errors.New("tasks: Job.AgentID is required")
+	}
+	if job.Resume != nil && job.ThreadID == "" {
+		return nil, errors.New("tasks: Job.Resume needs the Job.ThreadID it answers")
+	}
+	return p.publishJob(ctx, job)
+}
+
+func (p *Publisher) publishJob(ctx context.Context, job Job) (*ExecutionID, error) {
 	taskID := uuid.New().String()
+	payload := map[string]interface{}{PayloadAgentID: job.AgentID}
+	if job.Input != nil {
+		payload[PayloadInput] = job.Input
+	}
+	if job.ThreadID != "" {
+		payload[PayloadThreadID] = job.ThreadID
+	}
+	if job.Resume != nil {
+		payload[PayloadResume] = job.Resume
+	}
+	timeout := job.Timeout
+	if timeout <= 0 {
+		timeout = p.opts.Timeout
+	}
 	msg := &TaskMessage{
-		ID:   taskID,
-		Type: TypeAgentExecution,
-		Payload: map[string]interface{}{
-			"agent_id": agentID,
-			"input":    input,
-		},
+		ID:       taskID,
+		Type:     TypeAgentExecution,
+		Payload:  payload,
 		Callback: p.opts.CallbackURL(taskID),
-		Timeout:  p.opts.Timeout,
+		Timeout:  timeout,
 	}
 	if p.opts.StreamURL != nil {
 		msg.StreamURL = p.opts.StreamURL(taskID)

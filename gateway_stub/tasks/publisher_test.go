@@ -159,3 +159,78 @@ func TestPublishWithoutStreamFails(t *testing.T) {
 		t.Fatal("publish with no stream: want an error")
 	}
 }
+
+// Execute puts CONTRACT §6's thread_id and resume in the job's payload, and only what was
+// given: a job without them is the seed's payload, byte for byte.
+func TestExecutePayload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := testenv.StartNats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "AGENTOS_TASKS", Subjects: []string{tasks.Subject}}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync(tasks.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tasks.NewPublisher(js, tasks.Options{CallbackURL: func(id string) string { return "http://cb/" + id }})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name        string
+		job         tasks.Job
+		wantPayload string
+		wantTimeout string
+		wantErr     bool
+	}{
+		{"the seed's job", tasks.Job{AgentID: "a", Input: "hi"}, `{"agent_id":"a","input":"hi"}`, "300000000000", false},
+		{"a turn on a thread", tasks.Job{AgentID: "a", Input: "hi", ThreadID: "t-1"}, `{"agent_id":"a","input":"hi","thread_id":"t-1"}`, "300000000000", false},
+		{"a resume", tasks.Job{AgentID: "a", ThreadID: "t-1", Resume: map[string]bool{"approved": true}, Timeout: time.Minute},
+			`{"agent_id":"a","resume":{"approved":true},"thread_id":"t-1"}`, "60000000000", false},
+		{"messages as input", tasks.Job{AgentID: "a", Input: map[string]any{"messages": []map[string]string{{"role": "user", "content": "hi"}}}},
+			`{"agent_id":"a","input":{"messages":[{"content":"hi","role":"user"}]}}`, "300000000000", false},
+		{"no agent", tasks.Job{Input: "hi"}, "", "", true},
+		{"a resume without its thread", tasks.Job{AgentID: "a", Resume: "yes"}, "", "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			exec, err := p.Execute(ctx, tc.job)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("published job %s, want an error", exec.ID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := sub.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wire map[string]json.RawMessage
+			if err := json.Unmarshal(msg.Data, &wire); err != nil {
+				t.Fatal(err)
+			}
+			if string(wire["payload"]) != tc.wantPayload || string(wire["timeout"]) != tc.wantTimeout ||
+				string(wire["id"]) != `"`+exec.ID+`"` {
+				t.Fatalf("published %s; want payload %s and timeout %s", msg.Data, tc.wantPayload, tc.wantTimeout)
+			}
+		})
+	}
+}
