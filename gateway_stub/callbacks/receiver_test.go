@@ -3,6 +3,7 @@ package callbacks_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -185,5 +186,49 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := callbacks.NewReceiver(callbacks.Options{Secret: "whsec_!!notbase64"}); err == nil {
 		t.Fatal("bad secret: want an error")
+	}
+}
+
+// The callbacks of CONTRACT §6 and §7 decode: an interrupted run with its question, usage and
+// the thread; a callback without them decodes as before.
+func TestResultsOfThreadsAndUsage(t *testing.T) {
+	cases := []struct {
+		name  string
+		body  string
+		check func(callbacks.Delivery) bool
+	}{
+		{"interrupted with its question",
+			`{"task_id":"t1","status":"interrupted","interrupt":{"question":"approve?"},"metadata":{"execution_time":"1s","attempts":1,"worker_id":"w","thread_id":"th-1"}}`,
+			func(d callbacks.Delivery) bool {
+				return d.Status == callbacks.StatusInterrupted && string(d.Interrupt) == `{"question":"approve?"}` && d.Metadata.ThreadID == "th-1"
+			}},
+		{"completed with usage",
+			`{"task_id":"t2","status":"completed","result":"42","metadata":{"execution_time":"1s","attempts":1,"worker_id":"w","usage":{"input_tokens":7,"output_tokens":3,"total_tokens":10,"cost_usd":null},"time_to_first_token":"80ms"}}`,
+			func(d callbacks.Delivery) bool {
+				u := d.Metadata.Usage
+				return u != nil && u.TotalTokens == 10 && u.CostUSD == nil && d.Metadata.TimeToFirstToken == "80ms" && d.Interrupt == nil
+			}},
+		{"the seed's shape", result("t3"),
+			func(d callbacks.Delivery) bool {
+				return d.Metadata.Usage == nil && d.Metadata.ThreadID == "" && string(d.Result.Result) == `"ok"`
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, url := serve(t)
+			var head struct {
+				TaskID string `json:"task_id"`
+			}
+			if err := json.Unmarshal([]byte(tc.body), &head); err != nil {
+				t.Fatal(err)
+			}
+			if code := post(t, url+"/execution-complete/"+head.TaskID, secret, "msg_"+head.TaskID, time.Now(), tc.body, true); code != http.StatusNoContent {
+				t.Fatalf("answered %d", code)
+			}
+			d, ok := rec.Result(head.TaskID)
+			if !ok || !tc.check(d) {
+				t.Fatalf("delivery %+v", d)
+			}
+		})
 	}
 }

@@ -140,3 +140,43 @@ func TestParseFrame(t *testing.T) {
 		}
 	}
 }
+
+// Frames of agent steps (CONTRACT §6) pass through byte for byte, with their event read; an
+// interrupted run has ended.
+func TestAgentStepFrames(t *testing.T) {
+	raws := []string{
+		`{"task_id":"run","seq":1,"status":"started"}`,
+		`{"task_id":"run","seq":2,"status":"processing","event":"tool_start","data":{"tool":"calculator","input":{"expression":"6*7"}}}`,
+		`{"task_id":"run","seq":3,"status":"processing","event":"tool_end","data":{"tool":"calculator","output":"42"}}`,
+		`{"task_id":"run","seq":4,"status":"interrupted","event":"interrupt","interrupt":{"question":"go on?"}}`,
+		`{"task_id":"run","seq":5,"status":"processing"}`,
+	}
+	hub := relay.NewHub(relay.Options{})
+	for _, raw := range raws {
+		f, err := relay.ParseFrame([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hub.Publish("run", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []relay.Frame
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hub.Frames(ctx, "run", 1, func(f relay.Frame) error { got = append(got, f); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents := []string{"", "tool_start", "tool_end", "interrupt"}
+	if len(got) != len(wantEvents) {
+		t.Fatalf("%d frames, want %d: the run should end at the interrupted frame", len(got), len(wantEvents))
+	}
+	for i, f := range got {
+		if f.Event != wantEvents[i] || string(f.Raw) != raws[i] {
+			t.Errorf("frame %d: event %q, raw %s; want %q, %s", i, f.Event, f.Raw, wantEvents[i], raws[i])
+		}
+	}
+	if !got[3].Terminal() {
+		t.Fatal("an interrupted frame is not terminal")
+	}
+}
