@@ -35,7 +35,8 @@ type Frame struct {
 	Status   string `json:"status"`
 	Progress int    `json:"progress"`
 	Message  string `json:"message"`
-	// PartialResult is what the run has produced so far (text so far for a chat model).
+	// PartialResult is what the run produced since the previous frame (a token's text for a
+	// model's answer; a coalesced frame joins the text of the frames it stands for).
 	PartialResult json.RawMessage `json:"partial_result,omitempty"`
 	// Result is on the completed frame, Error on a failed or cancelled one.
 	Result json.RawMessage `json:"result,omitempty"`
