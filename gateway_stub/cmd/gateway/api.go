@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -55,13 +54,7 @@ func (g *Gateway) createAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	agent, tier, err := g.fallback.CreateAgent(r.Context(), cfg)
 	if err != nil {
-		if isClientError(err) {
-			var apiErr *workerclient.APIError
-			errors.As(err, &apiErr)
-			writeError(w, apiErr.StatusCode, apiErr.Code, apiErr.Message)
-			return
-		}
-		writeError(w, http.StatusBadGateway, "worker_unavailable", err.Error())
+		writeWorkerError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"agent": agent, "tier": tier.String()})

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,7 +32,7 @@ type Config struct {
 	WorkerToken    string
 	NatsURL        string
 	CallbackSecret string
-	JobTimeout     time.Duration
+	JobTimeout     time.Duration // of each job, and each conversation turn
 	Log            *slog.Logger
 	// Breaker tunes the breaker in front of each worker (tests shorten it).
 	Breaker workerclient.BreakerSettings
@@ -49,9 +49,16 @@ type Gateway struct {
 	publisher *tasks.Publisher
 	receiver  *callbacks.Receiver
 	relay     *relay.Server
+
+	// ctx bounds the runs the gateway relays on its own (conversation turns); Close ends it
+	// and waits for them.
+	ctx  context.Context
+	stop context.CancelFunc
+	runs sync.WaitGroup
 }
 
-// NewGateway connects to NATS and builds the parts.
+// NewGateway connects to NATS and builds the parts. Runs the gateway relays on its own end
+// with ctx or Close.
 func NewGateway(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -59,6 +66,9 @@ func NewGateway(ctx context.Context, cfg Config) (*Gateway, error) {
 	public := strings.TrimRight(cfg.PublicURL, "/")
 	if !strings.HasPrefix(public, "http://") && !strings.HasPrefix(public, "https://") {
 		return nil, fmt.Errorf("public URL must be http(s), got %q", cfg.PublicURL)
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 5 * time.Minute
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Log}
 
@@ -108,14 +118,26 @@ func NewGateway(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.nc.Close()
 		return nil, err
 	}
+	g.ctx, g.stop = context.WithCancel(ctx)
 	return g, nil
 }
 
-// Close disconnects from NATS.
+// Close ends the runs the gateway relays, waits for them, and disconnects from NATS.
 func (g *Gateway) Close() {
+	g.stop()
+	g.runs.Wait()
 	if g.nc != nil {
 		g.nc.Close()
 	}
+}
+
+// workerHeader is what the gateway sends the worker on connections of its own (Follow).
+func (g *Gateway) workerHeader() http.Header {
+	h := http.Header{}
+	if g.cfg.WorkerToken != "" {
+		h.Set("Authorization", "Bearer "+g.cfg.WorkerToken)
+	}
+	return h
 }
 
 // Receiver is the callback receiver (tests read its stats).
@@ -131,14 +153,13 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /api/agents", g.createAgent)
 	mux.HandleFunc("POST /api/jobs", g.submitJob)
 	mux.HandleFunc("GET /api/jobs/{id}/result", g.jobResult)
+	mux.HandleFunc("POST /api/threads", g.createThread)
+	mux.HandleFunc("GET /api/threads/{id}", g.getThread)
+	mux.HandleFunc("POST /api/threads/{id}/turns", g.sendTurn)
+	mux.HandleFunc("POST /api/threads/{id}/resume", g.resumeThread)
 	mux.Handle("POST /execution-complete/{id}", g.receiver)
 	mux.HandleFunc("GET /internal/stream/{id}", g.relay.IngestHandler)
 	mux.HandleFunc("GET /stream", g.relay.StreamExecution)
 	return otelhttp.NewHandler(mux, "gateway",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.Pattern }))
-}
-
-func isClientError(err error) bool {
-	var apiErr *workerclient.APIError
-	return errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500
 }

@@ -173,12 +173,10 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// A headless Chromium loads the demo page, creates an agent, submits a job, and sees its
-// frames appear live, then the callback result.
-func TestDemoPageInHeadlessChromium(t *testing.T) {
-	s := startStack(t)
-	testenv.RequireStreaming(t, s.worker)
-
+// headlessBrowser starts a headless Chromium for the test, closed when the test ends or after
+// timeout.
+func headlessBrowser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless,
@@ -192,12 +190,34 @@ func TestDemoPageInHeadlessChromium(t *testing.T) {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc(); cancel() })
+	return browser
+}
+
+// poll waits until the page's JavaScript expression expr is true, timeout at most.
+func poll(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout))
+}
+
+// textOf is the text of the page's element #id.
+func textOf(t *testing.T, browser context.Context, id string) string {
+	t.Helper()
+	v, err := chromedp.Run(browser, chromedp.Text(chromedp.ID(id)))
+	if err != nil {
+		t.Fatalf("text of #%s: %v", id, err)
+	}
+	return v
+}
+
+// A headless Chromium loads the demo page, creates an agent, submits a job, and sees its
+// frames appear live, then the callback result.
+func TestDemoPageInHeadlessChromium(t *testing.T) {
+	s := startStack(t)
+	testenv.RequireStreaming(t, s.worker)
+	browser := headlessBrowser(t, 90*time.Second)
 
 	const steps, delay = 6, 250 // ms per step: long enough to see frames arrive one by one
 	config := fmt.Sprintf(`{"steps": %d, "step_delay": "%dms"}`, steps, delay)
@@ -206,16 +226,7 @@ func TestDemoPageInHeadlessChromium(t *testing.T) {
 		Status string `json:"status"`
 		At     string `json:"at"`
 	}
-	poll := func(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout))
-	}
-	text := func(id string) string {
-		v, err := chromedp.Run(browser, chromedp.Text(chromedp.ID(id)))
-		if err != nil {
-			t.Fatalf("text of #%s: %v", id, err)
-		}
-		return v
-	}
+	text := func(id string) string { return textOf(t, browser, id) }
 	if err := chromedp.Do(browser,
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitVisible(chromedp.ID("create")),
