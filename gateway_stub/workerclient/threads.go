@@ -143,7 +143,7 @@ func (c *Client) CreateThread(ctx context.Context, req CreateThreadRequest) (*Th
 	}
 	var thread Thread
 	if err := c.do(ctx, http.MethodPost, "/v1/threads", req, http.StatusCreated, &thread); err != nil {
-		return nil, threadError(err, nil)
+		return nil, err // its errors match by code alone (ErrThreadExists); no thread to miss
 	}
 	return &thread, nil
 }
@@ -236,7 +236,7 @@ func (c *Client) Resume(ctx context.Context, threadID string, req ResumeRequest)
 func threadPath(threadID string) string { return "/v1/threads/" + url.PathEscape(threadID) }
 
 // threadError gives a thread route's error answer its sentinel when its code alone does not:
-// any 404 of these routes means the thread, and on Resume a 409 that is not thread_busy means
+// any 404 of a route naming a thread means that thread, and on Resume a 409 that is not thread_busy means
 // the thread is not interrupted (conflict).
 func threadError(err error, conflict error) error {
 	var apiErr *APIError
