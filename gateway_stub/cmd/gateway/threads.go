@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentos/worker/gateway_stub/relay"
 	"github.com/agentos/worker/gateway_stub/tasks"
@@ -64,8 +65,10 @@ func (g *Gateway) sendTurn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation_error", "agent_id and input are required")
 		return
 	}
-	// The run outlives this request: it belongs to the gateway, bounded by the job timeout.
-	stream, err := g.primary.Stream(g.ctx, req.AgentID, workerclient.InvokeRequest{
+	// The run outlives this request: it belongs to the gateway, bounded by the job timeout,
+	// and stays in the request's trace.
+	ctx := trace.ContextWithSpan(g.ctx, trace.SpanFromContext(r.Context()))
+	stream, err := g.primary.Stream(ctx, req.AgentID, workerclient.InvokeRequest{
 		Input: req.Input, ThreadID: threadID, Timeout: g.cfg.JobTimeout,
 	})
 	if err != nil {
