@@ -114,7 +114,11 @@ func TestGatewayConversation(t *testing.T) {
 
 	inputs := []string{"What is 6 times 7?", "And again?"}
 	for turn, input := range inputs {
-		var run struct{ ID, Stream, ThreadID string }
+		var run struct {
+			ID       string `json:"id"`
+			Stream   string `json:"stream"`
+			ThreadID string `json:"thread_id"`
+		}
 		postJSON(t, s.url+"/api/threads/"+thread.ThreadID+"/turns",
 			map[string]any{"agent_id": created.Agent.ID, "input": input}, http.StatusAccepted, &run)
 		if run.ThreadID != thread.ThreadID {
