@@ -121,6 +121,18 @@ class AgentIterationLimit(AgentFailed):
     code = "agent_iteration_limit"
 
 
+class BudgetExceeded(WorkerError):
+    """The run would pass its agent's ``limits`` (tokens or cost per run) and was stopped.
+
+    422, not 400 (the request itself is well-formed), not 429 (waiting does not help: the same
+    run would pass the same limit again) and not 5xx (nothing failed: the agent's own limit
+    refused it); the Go client retries 429 and 5xx, and must not retry this. As a job it
+    fails for good."""
+
+    status = 422
+    code = "budget_exceeded"
+
+
 def validation_details(exc: ValidationError, *, prefix: str = "") -> list[dict[str, str]]:
     """The ``details`` of a 400 for ``exc``: each failing field (a dotted path, under ``prefix``
     when given) with pydantic's message."""

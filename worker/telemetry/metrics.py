@@ -225,3 +225,79 @@ STREAM_PUSH_CONNECTIONS = Counter(
     "refused: not an allowed target).",
     ["service", "outcome"],
 )
+
+# --- model usage, cost and latency; tools; budgets (CONTRACT section 7) --------------------
+# `provider` and `model` are what the chat model reports (LangChain's ls_provider and
+# ls_model_name: "openai", "gpt-4o-mini"), never an endpoint URL or an agent id.
+_TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30)
+_INTER_TOKEN_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1,
+    2,
+)
+_MODEL_CALL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
+
+LLM_TOKENS = Counter(
+    "agentos_llm_tokens_total",
+    "Tokens of model calls, by kind: input (cached included), output (reasoning included), "
+    "cached_input, reasoning.",
+    ["agent_type", "provider", "model", "kind"],
+)
+LLM_COST = Counter(
+    "agentos_llm_cost_usd_total",
+    "US dollars spent on model calls, priced by the operator's price table (WORKER_PRICES_FILE).",
+    ["agent_type", "provider", "model"],
+)
+LLM_UNPRICED_TOKENS = Counter(
+    "agentos_llm_unpriced_tokens_total",
+    "Tokens of model calls whose model has no price in the price table (their runs report "
+    "cost_usd null).",
+    ["agent_type", "provider", "model"],
+)
+LLM_TIME_TO_FIRST_TOKEN = Histogram(
+    "agentos_llm_time_to_first_token_seconds",
+    "From a streamed model call's start to its first token.",
+    ["provider", "model"],
+    buckets=_TTFT_BUCKETS,
+)
+LLM_INTER_TOKEN = Histogram(
+    "agentos_llm_inter_token_seconds",
+    "Gap between two consecutive tokens of a streamed model call.",
+    ["provider", "model"],
+    buckets=_INTER_TOKEN_BUCKETS,
+)
+LLM_CALL_DURATION = Histogram(
+    "agentos_llm_call_duration_seconds",
+    "One model call, from its start to its answer or error (retries included).",
+    ["provider", "model"],
+    buckets=_MODEL_CALL_BUCKETS,
+)
+TOOL_CALLS = Counter(
+    "agentos_tool_calls_total",
+    "Tool calls by tool and outcome: ok, error, cancelled.",
+    ["tool", "outcome"],
+)
+TOOL_DURATION = Histogram(
+    "agentos_tool_duration_seconds",
+    "One tool call, from its start to its result or error.",
+    ["tool"],
+    buckets=_LATENCY_BUCKETS,
+)
+BUDGET_EXCEEDED = Counter(
+    "agentos_budget_exceeded_total",
+    "Runs stopped by their agent's limits, by the limit passed (max_tokens_per_run, "
+    "max_cost_per_run).",
+    ["agent_type", "limit"],
+)
