@@ -12,7 +12,10 @@ and steer it over HTTP:
 Modes: ``ok`` (a chat completion, streamed as SSE when asked, after ``delay`` and with
 ``token_delay`` between tokens; with ``tool_calls`` set, an answer that calls those tools,
 streamed as OpenAI streams them: each call's ``id`` and ``name`` first, then its
-``arguments`` in pieces, ``finish_reason: "tool_calls"``), ``status`` (an OpenAI-style error
+``arguments`` in pieces, ``finish_reason: "tool_calls"``; its ``usage`` as set, by default 5
+prompt tokens and one completion token per word of the reply, in the answer or, for a stream
+whose request asks for it with ``stream_options.include_usage``, in a last chunk of its own,
+as OpenAI sends them), ``status`` (an OpenAI-style error
 with ``status`` and, when set, ``Retry-After``), ``hang`` (answer nothing for ``hang`` seconds,
 then close), ``close`` (drop the connection without a response). Everything listens on
 loopback only.
@@ -47,6 +50,29 @@ class ToolCall(BaseModel):
     id: str | None = None
 
 
+class Usage(BaseModel):
+    """The token counts an answer reports (OpenAI's ``usage`` object)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    cached_tokens: int | None = Field(None, ge=0, description="prompt_tokens_details")
+    reasoning_tokens: int | None = Field(None, ge=0, description="completion_tokens_details")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``usage`` object of a completion."""
+        usage: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return usage
+
+
 class Behaviour(BaseModel):
     """How to answer one request."""
 
@@ -61,6 +87,7 @@ class Behaviour(BaseModel):
     status: int = Field(500, ge=400, le=599)
     retry_after: float | None = Field(None, ge=0, description="Retry-After seconds (status).")
     hang: float = Field(30.0, ge=0, le=300, description="Seconds to hang before closing.")
+    usage: Usage | None = Field(None, description="Usage reported (default: from the reply).")
 
 
 _SCRIPT = TypeAdapter(list[Behaviour])
@@ -203,7 +230,7 @@ class FakeOpenAI:
                 await _event(resp, _chunk(cid, model, {"content": token}))
             await _event(resp, _chunk(cid, model, {}, finish="stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = _usage(how.reply)
+            usage = _usage(how)
             await _event(resp, {**_chunk(cid, model, {}), "choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -290,9 +317,10 @@ def _split(text: str) -> list[str]:
     return out
 
 
-def _usage(reply: str) -> dict[str, int]:
-    completion = len(reply.split())
-    return {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
+def _usage(how: Behaviour) -> dict[str, Any]:
+    if how.usage is not None:
+        return how.usage.to_json()
+    return Usage(prompt_tokens=5, completion_tokens=len(how.reply.split())).to_json()
 
 
 def _call_id() -> str:
@@ -329,7 +357,7 @@ def _completion(how: Behaviour, model: str) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": _usage(how.reply),
+        "usage": _usage(how),
     }
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from worker.agents.agent_type import BuildContext
-from worker.agents.fake_model import ScriptedChatModel, ScriptedReply
+from worker.agents.fake_model import ScriptedChatModel, ScriptedReply, ScriptedUsage, TextReply
 from worker.durations import GoDuration
 from worker.errors import BadRequest
 from worker.resilience import GuardedChatModel
@@ -53,6 +53,12 @@ class FakeProvider(BaseModel):
         "tools.",
     )
     token_delay: GoDuration = Field(0.0, ge=0, le=10, description="Delay before each token.")
+    model: str = Field(
+        "fake",
+        min_length=1,
+        max_length=128,
+        description="The model's name in usage, metrics and the price table.",
+    )
 
 
 class BasicProvider(BaseModel):
@@ -138,9 +144,15 @@ def provider_name(spec: AnyProvider, ctx: BuildContext) -> str:
 def build_model(spec: AnyProvider, ctx: BuildContext) -> BaseChatModel:
     """The provider's own LangChain chat model, unguarded."""
     if isinstance(spec, FakeProvider):
-        return ScriptedChatModel(responses=list(spec.responses), token_delay=spec.token_delay)
+        return ScriptedChatModel(
+            responses=list(spec.responses), token_delay=spec.token_delay, model=spec.model
+        )
     if isinstance(spec, BasicProvider):
-        return ScriptedChatModel(responses=[spec.answer])
+        # No model answers, so nothing is spent: its answer reports zero tokens.
+        answer = TextReply(
+            content=spec.answer, usage=ScriptedUsage(input_tokens=0, output_tokens=0)
+        )
+        return ScriptedChatModel(responses=[answer], provider="basic", model="basic")
     try:  # an optional extra, imported when an agent uses it
         from langchain_openai import ChatOpenAI  # noqa: PLC0415
     except ImportError:  # the optional extra is missing
@@ -157,6 +169,9 @@ def build_model(spec: AnyProvider, ctx: BuildContext) -> BaseChatModel:
         "timeout": spec.timeout,
         # Retries belong to the worker's resilience layer, not to the SDK's hidden loop.
         "max_retries": 0,
+        # Streamed answers report their token usage too (``stream_options.include_usage``):
+        # without it, a streamed run's spend would be unknown.
+        "stream_usage": True,
     }
     if spec.temperature is not None:
         kwargs["temperature"] = spec.temperature

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
@@ -59,6 +59,11 @@ class GuardedChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"provider": self.provider, "degraded": self.degraded}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The provider's own model's: its provider and model names (``ls_provider``,
+        ``ls_model_name``) are what a call's metadata, traces and usage accounting show."""
+        return self.inner._get_ls_params(stop=stop, **kwargs)
 
     def bind_tools(
         self,
