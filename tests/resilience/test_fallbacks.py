@@ -11,8 +11,9 @@ import pytest
 from tests.fakes.openai_server import FakeOpenAI
 from tests.resilience.conftest import build_chat, openai_spec, provider_name
 from worker.agents.providers import BASIC_ANSWER
-from worker.errors import Unavailable
+from worker.errors import BudgetExceeded, Unavailable
 from worker.resilience import Resilience, RetryPolicy, run_scope
+from worker.resilience.scope import stop_run
 from worker.testing import wait_for
 
 FAST_BREAKER = {"fail_max": 3, "reset_timeout": "1s"}
@@ -231,3 +232,19 @@ async def test_a_shared_endpoint_has_one_breaker_for_every_agent(
     assert await two.ainvoke("hi") == "From the secondary."  # ... for the other agent too
     assert primary.count == 2
     assert resilience.snapshot()[provider_name(primary)].state == "open"
+
+
+async def test_a_stopped_run_calls_no_provider_and_no_fallback(
+    primary: FakeOpenAI, secondary: FakeOpenAI
+) -> None:
+    chat = build_chat({"model": openai_spec(primary), "fallbacks": [openai_spec(secondary)]})
+    reason = BudgetExceeded("spent")
+    with run_scope(time_limit=10):
+        stop_run(reason)
+        stop_run(BudgetExceeded("a second reason is ignored"))
+        with pytest.raises(BudgetExceeded) as info:
+            await chat.ainvoke("hi")
+    assert info.value is reason
+    assert (primary.count, secondary.count) == (0, 0)
+    stop_run(reason)  # outside a scope: nothing to stop
+    assert await chat.ainvoke("hi") == "From the primary."

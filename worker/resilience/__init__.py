@@ -9,7 +9,8 @@ transient errors, and fallback chains that degrade to a basic answer.
 - ``chain_check``: whether one chain can answer now, from its breakers alone.
 - ``admission``: refuse a run before it starts when a chain it needs cannot answer.
 - ``registry``: the worker's breakers, shared by every agent naming the same endpoint.
-- ``scope``: the run's deadline and which provider answered, shared with the caller.
+- ``scope``: the run's deadline, which provider answered, and whether the run was stopped
+  (its budget spent: no model is called again), shared with the caller.
 """
 
 from worker.resilience.admission import Admission, AdmissionRecorder

@@ -27,7 +27,7 @@ from pydantic import ConfigDict
 from worker.resilience.chain_check import ChainCheck
 from worker.resilience.failures import ProviderFailure, exhausted
 from worker.resilience.guard import ProviderGuard
-from worker.resilience.scope import record_answer
+from worker.resilience.scope import check_stopped, record_answer
 from worker.telemetry.metrics import PROVIDER_FALLBACKS
 
 PROVIDER_KEY = "agentos_provider"
@@ -108,6 +108,7 @@ class GuardedChatModel(BaseChatModel):
         def call() -> ChatResult:
             return self.inner._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
+        check_stopped()
         try:
             result = call() if self.guard is None else self.guard.call_sync(call)
         except BaseException as exc:
@@ -126,6 +127,7 @@ class GuardedChatModel(BaseChatModel):
         def call() -> Any:
             return self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
+        check_stopped()
         try:
             result: ChatResult = await (call() if self.guard is None else self.guard.call(call))
         except BaseException as exc:
@@ -146,6 +148,7 @@ class GuardedChatModel(BaseChatModel):
         def open_stream() -> AsyncIterator[ChatGenerationChunk]:
             return self.inner._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
 
+        check_stopped()
         chunks = open_stream() if self.guard is None else self.guard.stream(open_stream)
         started = False
         try:

@@ -1,8 +1,11 @@
-"""What a run's caller and its model calls share: the deadline, and which provider answered.
+"""What a run's caller and its model calls share: the deadline, which provider answered, and
+whether the run was stopped.
 
 The caller (the HTTP invoke handler, the job runner, the streaming door) opens a ``run_scope``
 around the run. Model calls deep inside the LangChain Runnable read the deadline from it, so a
-retry never sleeps past it, and note in it which provider produced the answer.
+retry never sleeps past it, and note in it which provider produced the answer. A run stopped
+from inside (its budget spent: ``stop_run``) makes every later model call of the run refuse at
+once, so that no fallback provider, nor the agent's next step, calls a model again.
 
 Why a context variable holding a mutable object: LangChain runs every child Runnable in a *copy*
 of the caller's context, so a value *set* inside the run never reaches the caller; an object put
@@ -30,6 +33,8 @@ class RunReport:
     degraded: bool = False
     providers: list[str] = field(default_factory=list)
     """Every provider that answered during the run, in order (an agent may call models often)."""
+    stopped: Exception | None = None
+    """Why the run was stopped (``stop_run``): what its later model calls raise."""
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (None without one)."""
@@ -84,3 +89,18 @@ def record_answer(provider: str, *, degraded: bool) -> None:
     report.provider = provider
     report.degraded = report.degraded or degraded
     report.providers.append(provider)
+
+
+def stop_run(reason: Exception) -> None:
+    """Stop the run in progress: its later model calls raise ``reason`` instead of calling a
+    provider (a no-op outside a scope)."""
+    report = _CURRENT.get()
+    if report is not None and report.stopped is None:
+        report.stopped = reason
+
+
+def check_stopped() -> None:
+    """Raise why the run in progress was stopped, if it was."""
+    report = _CURRENT.get()
+    if report is not None and report.stopped is not None:
+        raise report.stopped
