@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,13 @@ def test_import_paths_are_parsed_from_the_variable_and_the_flag(
         "mypkg.tools",
         "lookup",
     )
+
+
+def test_the_price_file_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load([]).prices_file is None
+    monkeypatch.setenv("WORKER_PRICES_FILE", "/etc/agentos/prices.toml")
+    assert Settings.load([]).prices_file == Path("/etc/agentos/prices.toml")
+    assert Settings.load(["--prices-file", "p.toml"]).prices_file == Path("p.toml")
 
 
 def test_settings_are_frozen() -> None:

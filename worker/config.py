@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         "`name=package.module:attribute`: each a LangChain tool or a documented function.",
     )
 
+    prices_file: Path | None = Field(
+        None,
+        description="TOML price table, USD per million tokens per model (README: Usage and "
+        "cost); read once at start. Unset: no model has a price (cost_usd null).",
+    )
+
     # --- NATS -----------------------------------------------------------------------------
     nats_url: str | None = Field(
         None, description="NATS server(s), comma-separated; unset starts an embedded one."

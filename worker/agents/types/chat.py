@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable
 from langgraph.graph import START, MessagesState, StateGraph
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from worker.agents.accounting.budget import RunLimits
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.providers import FakeProvider, ProviderSpec, build_provider
 from worker.agents.thread_graph import ThreadGraph, last_text
@@ -40,6 +41,11 @@ class ChatConfig(BaseModel):
         description="Providers tried in order when `model` fails or its breaker is open; "
         "their answers are marked degraded. End with `basic` for an answer even when every "
         "model is down (otherwise such calls get 503 with Retry-After).",
+    )
+    limits: RunLimits = Field(
+        default_factory=RunLimits,
+        description="What one run may spend on model calls; a run that would pass a limit "
+        "stops with `budget_exceeded`.",
     )
 
 
