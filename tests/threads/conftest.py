@@ -1,5 +1,7 @@
 """Fixtures for threads: stores on a bucket of each test's own, each on its own NATS connection
-(the way two workers of a pool see the same bucket)."""
+(the way two workers of a pool see the same bucket), and a stream hub; for the pool tests,
+worker settings of each test's own, a callback receiver and a NATS connection to publish jobs
+on."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import nats as nats_py
 import pytest
 from nats.aio.client import Client
 
+from tests.jobs.receiver import Receiver
+from tests.threads import pool
 from worker.config import Settings
 from worker.outbound.ssrf import CallbackPolicy
 from worker.streaming.hub import StreamHub, StreamOptions
@@ -67,3 +71,23 @@ async def hub(connect: Connect) -> AsyncIterator[StreamHub]:
     await streams.start()
     yield streams
     await streams.stop()
+
+
+@pytest.fixture
+def pool_env() -> dict[str, str]:
+    """Settings for the worker processes of one pool test (see ``tests.threads.pool``)."""
+    return pool.pool_env()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real callback receiver on loopback."""
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def nc(connect: Connect) -> Client:
+    """A NATS connection of the test's own, as the Go backend publishes on."""
+    return await connect()
