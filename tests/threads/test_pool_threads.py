@@ -33,7 +33,8 @@ from worker.testing import WorkerProcess
 
 REPLY = "Noted."
 SLOW_REPLY = "Let me think about that for a little while before I answer you."
-"""Nineteen tokens: at 50 ms a token, a run that lasts long enough to be seen running."""
+SLOW_PACE = "80ms"
+"""25 tokens at 80 ms each: a run of about two seconds, long enough to be seen running."""
 THREADS, TURNS = 20, 5
 
 
@@ -110,7 +111,7 @@ async def test_a_second_http_run_on_a_busy_thread_gets_409(
     spawn_worker: SpawnWorker, http: aiohttp.ClientSession, pool_env: dict[str, str]
 ) -> None:
     a, b = spawn_worker(pool_env), spawn_worker(pool_env)
-    slow = fake_model(SLOW_REPLY, pace="50ms")
+    slow = fake_model(SLOW_REPLY, pace=SLOW_PACE)
     agent_id = await create_agent(http, a, "chat", {"model": slow})
     thread_id = f"busy-{uuid.uuid4().hex[:8]}"
     body = {"input": "first", "thread_id": thread_id}
@@ -169,7 +170,7 @@ async def test_two_jobs_on_one_thread_run_one_after_the_other(
 ) -> None:
     a = spawn_worker(pool_env)
     spawn_worker(pool_env)
-    slow = fake_model(SLOW_REPLY, pace="50ms")
+    slow = fake_model(SLOW_REPLY, pace=SLOW_PACE)
     agent_id = await create_agent(http, a, "chat", {"model": slow})
     thread_id = f"jobs-{uuid.uuid4().hex[:8]}"
     texts = ["job one", "job two"]
