@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import orjson
@@ -17,9 +16,7 @@ from tests.conftest import ROOT
 from tests.http.helpers import call
 from tests.jobs.receiver import SECRET, Receiver
 from tests.streaming.helpers import sse_frames
-from worker.testing import WorkerProcess
-
-T = TypeVar("T")
+from worker.testing import WorkerProcess, wait_for
 
 AGENT_TYPES = "greeter=tests.agents.graphs:graph,approval=tests.threads.graphs:approval"
 """The test graphs, known to the workers only through ``WORKER_AGENT_TYPES``."""
@@ -50,20 +47,6 @@ def pool_env() -> dict[str, str]:
         "WORKER_CALLBACK_SECRET": SECRET,
         "WORKER_SHUTDOWN_GRACE": "5s",
     }
-
-
-async def wait_for(probe: Callable[[], Awaitable[T]], *, what: str, within: float = 20.0) -> T:
-    """Await ``probe()`` until it returns something truthy, and return that; fail saying
-    ``what`` was waited for after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if loop.time() >= deadline:
-            raise AssertionError(f"waited {within:g}s for {what}; last seen: {value!r:.300}")
-        await asyncio.sleep(0.02)
 
 
 async def create_agent(
