@@ -296,14 +296,14 @@ async def test_a_graph_asks_a_person_and_is_resumed(
         expect=409,
         code="thread_not_interrupted",
     )
-    # A new thread created but never run names no agent to resume with.
+    # A new thread created but never run asks nothing either.
     _, fresh, _ = await call(http, "POST", url + "/v1/threads", json={})
     assert_error(
         *await call(
             http, "POST", f"{url}/v1/threads/{fresh['thread_id']}/resume", json={"resume": 1}
         ),
-        expect=400,
-        code="validation_error",
+        expect=409,
+        code="thread_not_interrupted",
     )
 
 
