@@ -7,14 +7,15 @@ redelivered and finds its stored result; after it, the outbox holds the callback
 each attempt is one delivery of its message; retrying is handing it back with a delay (``nak``),
 so the retry schedule survives restarts. The delay is the receiver's ``Retry-After`` when it sent
 one, else tenacity's exponential backoff with full jitter for the attempt JetStream counted.
+Every attempt is reported (``attempts``): the inline one to ``send``'s caller, the rest to the
+outbox's ``AttemptLog``, so a task's record tells how its callback went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from nats.aio.msg import Msg
@@ -26,6 +27,7 @@ from tenacity import wait_random_exponential
 from worker.broker.backoff import delay_after
 from worker.broker.dead_letters import DeadLetterWriter
 from worker.broker.pull import PullConsumer
+from worker.callbacks.attempts import Attempt, AttemptLog
 from worker.callbacks.signing import CallbackSigner
 from worker.outbound.session import checked_session
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused, refusal_in
@@ -56,13 +58,25 @@ class Delivery(BaseModel):
     webhook_id: str
     first_at: datetime
     traceparent: str | None = None
+    not_before: datetime | None = None
+    """When the first attempt's wait (Retry-After, backoff) is over. JetStream has no delayed
+    publish, so the message's first delivery only waits until then (None: a message from an
+    older worker, whose first delivery is an attempt)."""
 
 
 class _Retry(Exception):
     """The receiver failed in a way worth another attempt."""
 
-    def __init__(self, why: str, *, retry_after: float | None = None, counts: bool = True) -> None:
+    def __init__(
+        self,
+        why: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        counts: bool = True,
+    ) -> None:
         super().__init__(why)
+        self.status = status
         self.retry_after = retry_after
         self.counts = counts  # False for 429: the receiver is alive, only asking to slow down
 
@@ -95,16 +109,12 @@ def is_receiver_failure(exc: BaseException) -> bool:
     return isinstance(exc, _Retry) and exc.counts
 
 
-@dataclass(frozen=True, slots=True)
-class _GiveUp:
-    """A callback that will never be delivered: it goes to the dead-letter stream."""
-
-    reason: str
-    detail: str
-
-
 class _Rejected(Exception):
     """The receiver answered in a way that will not change (3xx, 4xx but 408/429)."""
+
+    def __init__(self, why: str, *, status: int) -> None:
+        super().__init__(why)
+        self.status = status
 
 
 def backoff(attempt: int, *, cap: float = 300.0) -> float:
@@ -131,7 +141,9 @@ class CallbackOutbox:
         max_backoff: float,
         concurrency: int,
         batch: int = 64,
+        attempt_log: AttemptLog | None = None,
     ) -> None:
+        """``attempt_log`` hears of every attempt made from the outbox stream (the task records)."""
         self._js = js
         self._subject = subject
         self._policy = policy
@@ -142,6 +154,7 @@ class CallbackOutbox:
         self._retry_for = retry_for
         self._max_backoff = max_backoff
         self._concurrency = concurrency
+        self._attempt_log = attempt_log
         self._session: aiohttp.ClientSession | None = None
         self._pull = PullConsumer(
             js,
@@ -174,12 +187,13 @@ class CallbackOutbox:
 
     async def send(
         self, *, task_id: str, url: str, body: bytes, traceparent: str | None = None
-    ) -> None:
+    ) -> Attempt:
         """Deliver a callback: one attempt now; if it must be retried, into the outbox.
 
         The caller has stored the result and has not acked its job yet, so even this first
         attempt is durable: a worker dying here gets the job redelivered, which finds the stored
-        result and sends it again. Retries (for hours) live in the outbox stream.
+        result and sends it again. Retries (for hours) live in the outbox stream. Returns how
+        the attempt went (the outbox's ``AttemptLog`` hears of the later ones).
         """
         # Built without validation: every field comes from the worker itself.
         delivery = Delivery.model_construct(
@@ -190,92 +204,137 @@ class CallbackOutbox:
             first_at=datetime.now(UTC),
             traceparent=traceparent,
         )
-        outcome = await self._attempt(delivery, 1)
-        if outcome is None:
-            return
-        data = delivery.model_dump_json().encode()
-        if isinstance(outcome, _GiveUp):
+        attempt = await self._attempt(delivery, 1)
+        if attempt.outcome == "delivered":
+            return attempt
+        if attempt.outcome == "dead_lettered":
             await self._dead.add(
-                reason=outcome.reason,
-                detail=outcome.detail,
-                original=data,
+                reason=attempt.reason or "callback_rejected",
+                detail=attempt.error or "",
+                original=delivery.model_dump_json().encode(),
                 subject=self._subject,
                 attempts=1,
                 task_id=task_id,
             )
-            return
-        await self._js.publish(self._subject, data)
+            return attempt
+        delivery.not_before = attempt.at + timedelta(seconds=attempt.delay or 0.0)
+        await self._js.publish(self._subject, delivery.model_dump_json().encode())
         labelled(NATS_MESSAGES, self._subject, "published").inc()
+        return attempt
 
     async def _deliver(self, msg: Msg) -> None:
         """One delivery attempt of a callback from the outbox stream."""
-        attempt = (msg.metadata.num_delivered or 1) + 1  # the first attempt was made inline
+        delivered = msg.metadata.num_delivered or 1
         try:
             delivery = Delivery.model_validate_json(msg.data)
         except ValidationError as exc:
-            await self._dead.bury(msg, reason="callback_invalid", detail=str(exc), attempts=attempt)
+            await self._dead.bury(
+                msg, reason="callback_invalid", detail=str(exc), attempts=delivered + 1
+            )
             await msg.ack()
             return
+        if delivery.not_before is None:
+            number = delivered + 1  # the first attempt was made inline
+        elif delivered == 1:
+            wait = (delivery.not_before - datetime.now(UTC)).total_seconds()
+            await msg.nak(delay=max(wait, 0.001))
+            return
+        else:
+            number = delivered  # inline, then a delivery that only waited
         age = (datetime.now(UTC) - delivery.first_at).total_seconds()
         if age > self._retry_for:
-            outcome: _GiveUp | float | None = _GiveUp(
-                "callback_expired", f"not delivered within {self._retry_for:g}s"
+            attempt = Attempt(
+                task_id=delivery.task_id,
+                number=number,
+                at=datetime.now(UTC),
+                outcome="dead_lettered",
+                error=f"not delivered within {self._retry_for:g}s",
+                reason="callback_expired",
             )
         else:
-            outcome = await self._attempt(delivery, attempt)
-        if outcome is None:
-            await msg.ack()
-        elif isinstance(outcome, _GiveUp):
+            attempt = await self._attempt(delivery, number)
+        if attempt.outcome == "dead_lettered":
             await self._dead.bury(
                 msg,
-                reason=outcome.reason,
-                detail=outcome.detail,
-                attempts=attempt,
+                reason=attempt.reason or "callback_rejected",
+                detail=attempt.error or "",
+                attempts=number,
                 task_id=delivery.task_id,
             )
-            await msg.ack()
+        # Reported before the message is settled, so the next attempt's report comes after it.
+        if self._attempt_log is not None:
+            await self._attempt_log.attempted(attempt)
+        if attempt.outcome == "retry":
+            await msg.nak(delay=attempt.delay)
         else:
-            await msg.nak(delay=outcome)
+            await msg.ack()
 
-    async def _attempt(self, delivery: Delivery, attempt: int) -> _GiveUp | float | None:
-        """POST once. None when delivered; a delay before the next attempt; or a give-up."""
+    async def _attempt(self, delivery: Delivery, number: int) -> Attempt:
+        """POST once, and say how it went (delivered, retry after a delay, or dead-lettered)."""
+        at = datetime.now(UTC)
+
+        def retry(delay: float, status: int | None, error: str | None) -> Attempt:
+            return Attempt(
+                task_id=delivery.task_id,
+                number=number,
+                at=at,
+                outcome="retry",
+                status_code=status,
+                error=error,
+                delay=min(delay, self._max_backoff),
+            )
+
+        def dead(reason: str, why: str, status: int | None = None) -> Attempt:
+            return Attempt(
+                task_id=delivery.task_id,
+                number=number,
+                at=at,
+                outcome="dead_lettered",
+                status_code=status,
+                error=why,
+                reason=reason,
+            )
+
         try:
             url = self._policy.check_url(delivery.url)
         except CallbackRefused as exc:
             labelled(CALLBACK_ATTEMPTS, "refused").inc()
-            return _GiveUp("callback_refused", str(exc))
+            return dead("callback_refused", str(exc))
         # One breaker per receiver: host and port, so two services on one machine are two.
         breaker = self._breakers.get(f"{url.host}:{url.port}")
         try:
             with breaker.calling():
-                await self._post(delivery, attempt)
+                status = await self._post(delivery, number)
         except BreakerOpen as exc:
             labelled(CALLBACK_ATTEMPTS, "breaker_open").inc()
-            return max(exc.retry_after or 0.5, 0.05)
+            return retry(max(exc.retry_after or 0.5, 0.05), None, "not sent: breaker open")
         except _Retry as exc:
             labelled(CALLBACK_ATTEMPTS, "retry").inc()
             delay = exc.retry_after
             if delay is None:
-                delay = backoff(attempt, cap=self._max_backoff)
+                delay = backoff(number, cap=self._max_backoff)
             log.info(
                 "callback will be retried",
                 task_id=delivery.task_id,
-                attempt=attempt,
+                attempt=number,
                 delay=round(delay, 3),
                 why=str(exc),
             )
-            return min(max(delay, 0.05), self._max_backoff)
+            return retry(max(delay, 0.05), exc.status, None if exc.status else str(exc))
         except _Rejected as exc:
             labelled(CALLBACK_ATTEMPTS, "rejected").inc()
-            return _GiveUp("callback_rejected", str(exc))
+            return dead("callback_rejected", str(exc), exc.status)
         except CallbackRefused as exc:
             labelled(CALLBACK_ATTEMPTS, "refused").inc()
-            return _GiveUp("callback_refused", str(exc))
+            return dead("callback_refused", str(exc))
         labelled(CALLBACK_ATTEMPTS, "delivered").inc()
         labelled(NATS_MESSAGES, self._subject, "delivered").inc()
-        return None
+        return Attempt(
+            task_id=delivery.task_id, number=number, at=at, outcome="delivered", status_code=status
+        )
 
-    async def _post(self, delivery: Delivery, attempt: int) -> None:
+    async def _post(self, delivery: Delivery, attempt: int) -> int:
+        """POST the callback; its 2xx status, or why not (``_Retry``, ``_Rejected``)."""
         if self._session is None:
             raise RuntimeError("outbox not started")
         body = delivery.body.encode()
@@ -317,11 +376,15 @@ class CallbackOutbox:
                     time.perf_counter() - start
                 )
         if 200 <= status < 300:
-            return
+            return status
         if status == 429:
-            raise _Retry("429 Too Many Requests", retry_after=retry_after, counts=False)
+            raise _Retry(
+                "429 Too Many Requests", status=status, retry_after=retry_after, counts=False
+            )
         if status == 408 or status >= 500:
-            raise _Retry(f"receiver answered {status}", retry_after=retry_after)
+            raise _Retry(f"receiver answered {status}", status=status, retry_after=retry_after)
         if 300 <= status < 400:
-            raise _Rejected(f"receiver answered {status}: redirects are not followed")
-        raise _Rejected(f"receiver answered {status}")
+            raise _Rejected(
+                f"receiver answered {status}: redirects are not followed", status=status
+            )
+        raise _Rejected(f"receiver answered {status}", status=status)
