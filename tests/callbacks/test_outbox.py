@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -45,6 +46,14 @@ async def test_429_is_retried_after_its_retry_after(
     # As the receiver saw them: from its 429 to the delivery it answered 2xx.
     waited = got[task_id][0].at - receiver.attempted_at[0]
     assert waited >= 1.5, waited  # the receiver asked for 2 s
+
+    async def told() -> dict[str, Any] | None:
+        _, record, _ = await call(http, "GET", f"{w.url}/v1/tasks/{task_id}")
+        callback = record.get("callback") or {}
+        return callback if callback.get("delivered_at") else None
+
+    callback = await wait_for(told, what="the delivery in the task's record")
+    assert [t["status_code"] for t in callback["tries"]] == [429, 200], callback
 
 
 async def test_redirects_and_client_errors_are_final(

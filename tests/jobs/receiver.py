@@ -31,10 +31,12 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """Collects callbacks at ``/cb/{task_id}``; ``status`` is what it answers."""
+    """Collects callbacks at ``/cb/{task_id}``; ``status`` is what it answers, once the
+    statuses in ``script`` have been answered, one a request."""
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    script: list[int] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     attempts: int = 0
@@ -54,10 +56,11 @@ class Receiver:
         self.attempts += 1
         self.attempted_at.append(time.monotonic())
         body = await request.read()
-        if self.status // 100 == 2:
+        status = self.script.pop(0) if self.script else self.status
+        if status // 100 == 2:
             self.deliveries.append(Delivery(dict(request.headers), body, time.monotonic()))
             self._changed.set()
-        return web.Response(status=self.status, headers=self.headers)
+        return web.Response(status=status, headers=self.headers)
 
     async def start(self) -> Receiver:
         app = web.Application()

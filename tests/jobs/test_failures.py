@@ -177,8 +177,14 @@ async def test_long_job_is_not_redelivered(
     await asyncio.sleep(1.5)
     assert len(receiver.by_task()[task_id]) == 1
     assert got[task_id][0].json["metadata"]["attempts"] == 1
-    _, metrics, _ = await call(http, "GET", w.url + "/metrics")
-    assert "redelivered" not in metrics
+    subject = tasks_subject(job_env)
+    assert (
+        await metric(
+            http, w.url, "agentos_nats_messages_total", subject=subject, status="redelivered"
+        )
+        == 0.0
+    )
+    assert await metric(http, w.url, "agentos_job_redeliveries_total", reason="worker_lost") == 0.0
 
 
 async def test_sigterm_with_jobs_in_flight_loses_none(

@@ -162,6 +162,17 @@ async def test_a_job_that_cannot_have_its_thread_in_time_is_handed_back(
     assert body["metadata"]["attempts"] >= 2
     _, state, _ = await call(http, "GET", f"{w.url}/v1/threads/{thread}")
     assert [m["content"] for m in state["values"]["messages"]][0::2] == ["first", "second"]
+    # Its story says so: handed back for the busy thread, its message back, run again.
+    _, record, _ = await call(http, "GET", f"{w.url}/v1/tasks/{task_id}")
+    events = [(e["event"], e["reason"]) for e in record["history"]]
+    assert events[:5] == [
+        ("queued", None),
+        ("running", None),
+        ("handed_back", "thread_busy"),
+        ("redelivered", "handed_back"),
+        ("running", None),
+    ], events
+    assert events[-1] == ("completed", None)
 
 
 async def _busy(http: aiohttp.ClientSession, base: str, thread: str) -> bool:

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from worker.callbacks.outbox import CALLBACK_CONSUMER
 from worker.config import Settings
+from worker.jobs.history import event
 from worker.jobs.models import TaskRecord, TaskStatus
 from worker.jobs.results import StaleRecord, TaskStore
 from worker.jobs.runner import JobRunner
@@ -92,6 +93,7 @@ class JobControl:
                 return
             record = stored.record if stored else TaskRecord(id=task_id, status=TaskStatus.QUEUED)
             record.cancel_requested = True
+            record.note(event("cancel_requested", worker_id=self._s.worker_id))
             try:
                 await self._tasks.put(record, revision=stored.revision if stored else None)
             except StaleRecord:
@@ -109,4 +111,5 @@ class JobControl:
                     info = await self._js.consumer_info(stream, consumer)
                     CONSUMER_PENDING.labels(consumer, "pending").set(info.num_pending or 0)
                     CONSUMER_PENDING.labels(consumer, "ack_pending").set(info.num_ack_pending or 0)
+                    CONSUMER_PENDING.labels(consumer, "redelivered").set(info.num_redelivered or 0)
             await asyncio.sleep(5.0)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.durations import GoDuration, ReportedDuration
 from worker.gojson import GoModel
+from worker.jobs.history import CallbackDelivery, TaskEvent, appended
 from worker.threads.keys import THREAD_ID
 
 TASK_TYPE = "agent_execution"
@@ -211,6 +212,14 @@ class TaskRecord(BaseModel):
     thread_id: str | None = None
     interrupt: Any = None
     """What an ``interrupted`` job asks."""
+    history: list[TaskEvent] = Field(default_factory=list)
+    history_dropped: int = 0
+    callback_delivery: CallbackDelivery | None = None
+    """How the callback to ``callback`` went."""
+
+    def note(self, *events: TaskEvent) -> None:
+        """Add ``events`` to the job's story (written with the record's next write)."""
+        self.history, self.history_dropped = appended(self.history, self.history_dropped, *events)
 
 
 class TaskView(BaseModel):
@@ -240,11 +249,21 @@ class TaskView(BaseModel):
             "served from /v1/tasks/{task_id}/events."
         ),
     )
+    history: list[TaskEvent] = Field(
+        default_factory=list,
+        description="The job's state changes, oldest first: queued, each attempt running on its "
+        "worker, hand-backs and redeliveries, its outcome (the last 50).",
+    )
+    history_dropped: int = Field(0, description="Older events no longer in history.")
+    callback: CallbackDelivery | None = Field(
+        None, description="How the job's callback went; null until it is first attempted."
+    )
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskView:
         """The view of ``record``."""
-        return cls(**record.model_dump(include=set(cls.model_fields)))
+        fields = record.model_dump(include=set(cls.model_fields) - {"callback"})
+        return cls(**fields, callback=record.callback_delivery)
 
 
 class CallbackMetadata(BaseModel):

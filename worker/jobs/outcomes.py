@@ -7,6 +7,9 @@
 - ``hand_back``: not the job's fault (a provider is down): back to the pool with a delay;
 - ``dead``: a job past its last delivery: dead-lettered, and finished as ``dead``;
 - ``reject``: a message that can never run: dead-lettered, with a ``failed`` callback if it can.
+
+Each way adds its event to the job's story (``history``) in the record write it makes anyway;
+the first callback attempt is written into the record after the ack, off the job's path.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from typing import Any, Protocol
 from nats.aio.msg import Msg
 
 from worker.broker.dead_letters import DeadLetterWriter
+from worker.callbacks.attempts import Attempt
 from worker.callbacks.outbox import CallbackOutbox
 from worker.config import Settings
 from worker.errors import WorkerError
+from worker.jobs.callback_trail import CallbackTrail
+from worker.jobs.history import event
 from worker.jobs.models import CallbackBody, MessageRejected, TaskError, TaskRecord, TaskStatus
-from worker.jobs.results import TaskStore
+from worker.jobs.results import Stored, TaskStore
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
 from worker.telemetry.logs import get_logger
 from worker.telemetry.metrics import JOB_PUBLISH_TO_DONE, NATS_MESSAGES, labelled
@@ -65,6 +71,7 @@ class Outcomes:
         self._dead = dead_letters
         self._policy = policy
         self._finals = finals
+        self._trail = CallbackTrail(tasks)
         self.finishing: set[asyncio.Task[Any]] = set()
         """Handlers whose job's outcome is being stored and sent: a draining worker lets them
         end rather than hand their job back to be delivered twice."""
@@ -89,21 +96,33 @@ class Outcomes:
         record.result = result
         record.error = error
         record.finished_at = datetime.now(UTC)
-        await self._tasks.overwrite(record)
+        record.note(
+            event(
+                status.value,
+                attempt=record.attempts,
+                worker_id=self._s.worker_id,
+                reason=error.code if error else None,
+            )
+        )
+        revision = await self._tasks.overwrite(record)
         if not ran:
             await self._final_frame(record)
-        await self._deliver(record)
+        attempt = await self._deliver(record)
         await msg.ack()
         labelled(NATS_MESSAGES, self._subject, status.value).inc()
         published = msg.metadata.timestamp
         if published is not None:
             JOB_PUBLISH_TO_DONE.observe(max(0.0, (datetime.now(UTC) - published).total_seconds()))
+        if attempt is not None:
+            await self._trail.write(attempt, known=Stored(record, revision))
 
-    async def redeliver(self, msg: Msg, record: TaskRecord) -> None:
-        """The job of ``record`` finished already: send its stored result again, then ack."""
+    async def redeliver(self, msg: Msg, stored: Stored) -> None:
+        """The job ``stored`` finished already: send its stored result again, then ack."""
         labelled(NATS_MESSAGES, self._subject, "duplicate").inc()
-        await self._deliver(record)
+        attempt = await self._deliver(stored.record)
         await msg.ack()
+        if attempt is not None:
+            await self._trail.write(attempt, known=stored)
 
     async def hand_back(self, msg: Msg, record: TaskRecord, exc: WorkerError) -> None:
         """Give the job back with a delay (``exc.retry_after``, else the configured one) if it
@@ -113,10 +132,19 @@ class Outcomes:
             error = TaskError(code=exc.code, message=exc.message)
             await self.dead(msg, record, detail=exc.message, attempts=attempt, error=error)
             return
+        delay = exc.retry_after if exc.retry_after is not None else self._s.job_retry_delay
         record.status = TaskStatus.QUEUED
+        record.note(
+            event(
+                "handed_back",
+                attempt=record.attempts,
+                worker_id=self._s.worker_id,
+                reason=exc.code,
+                detail=f"{exc.message} (again in {delay:g}s)",
+            )
+        )
         with contextlib.suppress(Exception):
             await self._tasks.overwrite(record)
-        delay = exc.retry_after if exc.retry_after is not None else self._s.job_retry_delay
         labelled(NATS_MESSAGES, self._subject, "handed_back").inc()
         log.info(
             "job handed back", task_id=record.id, attempt=attempt, delay=delay, why=exc.message
@@ -139,6 +167,7 @@ class Outcomes:
         await self._dead.bury(
             msg, reason=rej.reason, detail=rej.detail, attempts=attempt, task_id=rej.task_id
         )
+        revision, record, sent = None, None, None
         if rej.task_id:
             record = TaskRecord(
                 id=rej.task_id,
@@ -150,12 +179,18 @@ class Outcomes:
                 error=TaskError(code=rej.reason, message=rej.detail),
                 traceparent=current_traceparent(),
             )
+            record.note(
+                event("queued", at=msg.metadata.timestamp or record.created_at),
+                event("dead", worker_id=self._s.worker_id, reason=rej.reason, detail=rej.detail),
+            )
             with contextlib.suppress(Exception):
-                await self._tasks.overwrite(record)
+                revision = await self._tasks.overwrite(record)
             await self._final_frame(record)
             if notify and rej.callback and self._allowed(rej.callback):
-                await self._deliver(record)
+                sent = await self._deliver(record)
         await msg.ack()
+        if sent is not None and record is not None:
+            await self._trail.write(sent, known=Stored(record, revision) if revision else None)
 
     def _allowed(self, url: str) -> bool:
         try:
@@ -173,11 +208,13 @@ class Outcomes:
         with contextlib.suppress(Exception):
             await self._finals.ensure_final(record.id, status=status, error=error)
 
-    async def _deliver(self, record: TaskRecord) -> None:
-        if record.callback:
-            await self._outbox.send(
-                task_id=record.id,
-                url=record.callback,
-                body=CallbackBody.of(record).to_json(),
-                traceparent=record.traceparent,
-            )
+    async def _deliver(self, record: TaskRecord) -> Attempt | None:
+        """Send ``record``'s callback (if it has one); how the first attempt went."""
+        if not record.callback:
+            return None
+        return await self._outbox.send(
+            task_id=record.id,
+            url=record.callback,
+            body=CallbackBody.of(record).to_json(),
+            traceparent=record.traceparent,
+        )

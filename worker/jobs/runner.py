@@ -37,6 +37,7 @@ from worker.errors import (
 )
 from worker.jobs.claim import Blocked, Claims, NotNow
 from worker.jobs.heartbeats import Heartbeats
+from worker.jobs.history import event
 from worker.jobs.models import (
     MessageRejected,
     TaskError,
@@ -49,7 +50,13 @@ from worker.jobs.outcomes import Finals, Outcomes
 from worker.jobs.results import Stored, TaskStore
 from worker.outbound.ssrf import CallbackPolicy, CallbackRefused
 from worker.telemetry.logs import get_logger
-from worker.telemetry.metrics import JOB_DURATION, JOBS_IN_FLIGHT, NATS_MESSAGES, labelled
+from worker.telemetry.metrics import (
+    JOB_DURATION,
+    JOB_QUEUE_WAIT,
+    JOBS_IN_FLIGHT,
+    NATS_MESSAGES,
+    labelled,
+)
 from worker.telemetry.tracing import TRACER_NAME
 from worker.threads import ThreadStore
 
@@ -226,10 +233,14 @@ class JobRunner:
         except WorkerError as exc:
             await self._unrunnable(msg, task, attempt, exc)
             return
-        claim = await self._claims.claim(task)
+        published = msg.metadata.timestamp
+        claim = await self._claims.claim(task, delivery=attempt, published_at=published)
         if isinstance(claim, Blocked):
             await self._not_now(msg, task, claim.why, claim.stored)
             return
+        if published is not None and claim.started_at is not None:
+            waited = (claim.started_at - published).total_seconds()
+            labelled(JOB_QUEUE_WAIT, agent.record.type).observe(max(0.0, waited))
         await self._run(msg, task=task, agent=agent, value=value, record=claim)
 
     async def _unrunnable(
@@ -251,11 +262,13 @@ class JobRunner:
     ) -> None:
         """Act on why the job must not run now."""
         if why is NotNow.FINISHED and stored is not None:
-            await self._outcomes.redeliver(msg, stored.record)
+            await self._outcomes.redeliver(msg, stored)
         elif why is NotNow.RUNNING_ELSEWHERE:
             await msg.nak(delay=self._s.job_ack_wait / 2)
         elif why is NotNow.CANCEL_REQUESTED and stored is not None:
-            record = self._claims.running_record(task, stored, attempt=stored.record.attempts)
+            record = self._claims.running_record(
+                task, stored, attempt=stored.record.attempts, published_at=msg.metadata.timestamp
+            )
             error = TaskError(code="cancelled", message="cancelled before it ran")
             await self._outcomes.finish(msg, record, TaskStatus.CANCELLED, error=error)
         else:  # claimed by another worker a moment ago
@@ -300,6 +313,15 @@ class JobRunner:
                 # next worker takes it at once instead of waiting out a "fresh" heartbeat.
                 record.status = TaskStatus.QUEUED
                 record.heartbeat_at = None
+                record.note(
+                    event(
+                        "handed_back",
+                        attempt=record.attempts,
+                        worker_id=self._s.worker_id,
+                        reason="draining",
+                        detail="its worker is shutting down",
+                    )
+                )
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._tasks.overwrite(record))
                 raise
@@ -338,10 +360,12 @@ class JobRunner:
         """Past its last delivery (its workers died each time): dead, without running again."""
         stored = await self._tasks.get(task.id)
         if stored is not None and stored.record.status.settled:
-            await self._outcomes.redeliver(msg, stored.record)  # its result still goes out
+            await self._outcomes.redeliver(msg, stored)  # its result still goes out
             return
         attempts = stored.record.attempts if stored else 0
-        record = self._claims.running_record(task, stored, attempt=attempts)
+        record = self._claims.running_record(
+            task, stored, attempt=attempts, published_at=msg.metadata.timestamp
+        )
         error = TaskError(
             code="max_deliveries", message="the job's worker stopped answering on every delivery"
         )

@@ -16,8 +16,10 @@ from worker.broker.dead_letters import DeadLetterWriter
 from worker.callbacks.outbox import CallbackBreakers, CallbackOutbox
 from worker.callbacks.signing import CallbackSigner
 from worker.config import Settings
+from worker.jobs.callback_trail import CallbackTrail
 from worker.jobs.control import JobControl
 from worker.jobs.dead_letters import DeadLetters
+from worker.jobs.history import event
 from worker.jobs.models import TaskMessage, TaskRecord, TaskStatus
 from worker.jobs.outcomes import Finals
 from worker.jobs.results import StaleRecord, TaskStore
@@ -58,6 +60,7 @@ class Jobs:
             )
         )
         if stored is None:
+            record.note(event("queued", at=record.created_at))
             with contextlib.suppress(StaleRecord):
                 await self.tasks.put(record, revision=None)
         headers: dict[str, str] = {"Nats-Msg-Id": task.id}
@@ -105,6 +108,7 @@ async def running_jobs(
         retry_for=settings.callback_retry_for,
         max_backoff=settings.callback_max_backoff,
         concurrency=settings.callback_concurrency,
+        attempt_log=CallbackTrail(tasks),
     )
 
     async def rebind() -> None:

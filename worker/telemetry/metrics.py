@@ -124,6 +124,19 @@ JOB_PUBLISH_TO_DONE = Histogram(
     "From the job message's arrival in the stream to its result being stored.",
     buckets=_JOB_BUCKETS,
 )
+JOB_QUEUE_WAIT = Histogram(
+    "agentos_job_queue_wait_seconds",
+    "From a job message's publish (its time in the stream) to the start of a run of it, by "
+    "agent type; a redelivered job's next run counts from the same publish.",
+    ["agent_type"],
+    buckets=_JOB_BUCKETS,
+)
+JOB_REDELIVERIES = Counter(
+    "agentos_job_redeliveries_total",
+    "Jobs run again after their message came back, by why: worker_lost (its worker stopped "
+    "answering), handed_back (a drain, providers down), not_acked (no record of a run).",
+    ["reason"],
+)
 CALLBACK_ATTEMPTS = Counter(
     "agentos_callback_attempts_total",
     "Callback delivery attempts by outcome (delivered, retry, rejected, refused, breaker_open).",
@@ -142,7 +155,9 @@ DEAD_LETTERS = Counter(
 )
 CONSUMER_PENDING = Gauge(
     "agentos_consumer_pending_messages",
-    "Messages waiting in a durable consumer (lag), and delivered but not yet acknowledged.",
+    "A durable consumer's backlog, pool-wide (every worker reports the same): state pending "
+    "(waiting, not yet delivered), ack_pending (delivered, not yet acknowledged), redelivered "
+    "(of those, delivered more than once).",
     ["consumer", "state"],
 )
 
