@@ -90,6 +90,18 @@ async def test_killed_worker_and_a_failing_receiver_show_every_step(
     assert receiver.attempts == 3
     assert len(receiver.by_task()[task_id]) == 1
 
+    # The pool's backlog, as the survivor polls it: waiting, unacknowledged, redelivered.
+    consumer = job_env["WORKER_TASKS_CONSUMER"]
+
+    async def backlog() -> bool:
+        _, text, _ = await call(http, "GET", survivor.url + "/metrics")
+        states = ("pending", "ack_pending", "redelivered")
+        return all(
+            f'agentos_consumer_pending_messages{{consumer="{consumer}",state="{s}"}}' in text
+            for s in states
+        )
+
+    await wait_for(backlog, what="the consumer's backlog gauges", within=15)
     # The same run, in the survivor's metrics: its queue wait, and why it ran again.
     assert (
         await metric(http, survivor.url, "agentos_job_redeliveries_total", reason="worker_lost")
