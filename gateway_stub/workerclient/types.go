@@ -112,6 +112,56 @@ type Task struct {
 	Error           *TaskError      `json:"error,omitempty"`
 	ExecutionTime   string          `json:"execution_time,omitempty"`
 	CancelRequested bool            `json:"cancel_requested"`
+	// History is the job's story, its state changes oldest first: queued, redelivered,
+	// running (an attempt on a worker), handed_back, cancel_requested, then its outcome
+	// (completed, failed, cancelled, interrupted or dead). The worker keeps the last 50;
+	// HistoryDropped counts older ones. Empty from a worker older than the story.
+	History        []TaskEvent `json:"history,omitempty"`
+	HistoryDropped int         `json:"history_dropped,omitempty"`
+	// Callback is how the job's callback went; nil until it is first attempted (and for a
+	// job without a callback).
+	Callback *CallbackDelivery `json:"callback,omitempty"`
+}
+
+// TaskEvent is one state change of a job.
+type TaskEvent struct {
+	Event string    `json:"event"`
+	At    time.Time `json:"at"`
+	// Attempt is the run's attempt number (running and the outcome); 0 when it does not apply.
+	Attempt int `json:"attempt,omitempty"`
+	// WorkerID is the worker the event happened on.
+	WorkerID string `json:"worker_id,omitempty"`
+	// Delivery is how many times JetStream had delivered the job's message (redelivered).
+	Delivery int `json:"delivery,omitempty"`
+	// Reason is a short code: why a redelivery (worker_lost, handed_back, not_acked), a
+	// hand-back (draining, or the error code) or an outcome (the error code).
+	Reason string `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// CallbackDelivery is how a job's callback went: attempts, the last answer, the next try,
+// and its end (DeliveredAt, or DeadLetteredAt with DeadLetterReason).
+type CallbackDelivery struct {
+	Attempts int `json:"attempts"`
+	// LastStatusCode is the last answer's HTTP status; 0 when no answer came (see LastError).
+	LastStatusCode   int        `json:"last_status_code,omitempty"`
+	LastError        string     `json:"last_error,omitempty"`
+	LastAttemptAt    *time.Time `json:"last_attempt_at,omitempty"`
+	NextAttemptAt    *time.Time `json:"next_attempt_at,omitempty"`
+	DeliveredAt      *time.Time `json:"delivered_at,omitempty"`
+	DeadLetteredAt   *time.Time `json:"dead_lettered_at,omitempty"`
+	DeadLetterReason string     `json:"dead_letter_reason,omitempty"`
+	// Tries are the last 10 attempts, oldest first; TriesDropped counts older ones.
+	Tries        []CallbackTry `json:"tries,omitempty"`
+	TriesDropped int           `json:"tries_dropped,omitempty"`
+}
+
+// CallbackTry is one attempt at delivering a job's callback.
+type CallbackTry struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"status_code,omitempty"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // TaskError is a failed job's error.
