@@ -45,6 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = uvloop.run
     try:
         run(serve(settings))
-    except ConfigError as exc:  # an import path that does not import, found at start
+    except ConfigError as exc:  # an import path that does not import, or a bad key file
         raise SystemExit(f"agentos-worker: invalid configuration\n  {exc}") from None
     return 0

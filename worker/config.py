@@ -111,12 +111,37 @@ class Settings(BaseSettings):
     auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated bearer tokens; when set, every endpoint but /healthz and "
-        "/readyz needs `Authorization: Bearer <token>`.",
+        "/readyz needs `Authorization: Bearer <token>` (this or a JWT). Each has every scope.",
     )
     allow_unauthenticated: bool = Field(
         False,
         description="Start without auth even when bound beyond loopback (protected mode off).",
     )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret (32 bytes or more) of HS256 JWT bearer tokens (README: JWT "
+        "auth and scopes).",
+    )
+    jwt_public_key_file: Path | None = Field(
+        None,
+        description="PEM public key (or certificate) that signs JWTs: RSA verifies RS256, EC "
+        "ES256/384/512 by its curve, Ed25519/Ed448 EdDSA. Read once at start.",
+    )
+    jwt_jwks_file: Path | None = Field(
+        None,
+        description="JWK set (JSON) of the keys that sign JWTs, chosen by the token's `kid`; "
+        "each key verifies its `alg`, else the one its type allows. Read once at start.",
+    )
+    jwt_issuer: str | None = Field(
+        None, description="The `iss` every JWT must carry (required with JWT keys)."
+    )
+    jwt_audience: str | None = Field(
+        None, description="The `aud` every JWT must name (required with JWT keys)."
+    )
+    tenant_claim: str = Field(
+        "tenant", min_length=1, description="The JWT claim that names the caller's tenant."
+    )
+    tenant_required: bool = Field(False, description="Refuse (401) a JWT without the tenant claim.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body (413 past).")
     max_concurrent_invocations: int = Field(
         256, ge=1, description="Invocations running at once on this worker; past it they queue."
@@ -339,18 +364,34 @@ class Settings(BaseSettings):
     def _protected_mode(self) -> Settings:
         if (
             not self.auth_tokens
+            and not self.jwt_enabled
             and not self.allow_unauthenticated
             and not _is_loopback(self.http_host)
         ):
             raise ValueError(
                 f"refusing to listen on {self.http_host} without authentication: set "
-                "WORKER_AUTH_TOKENS, or WORKER_ALLOW_UNAUTHENTICATED=true if this is intended"
+                "WORKER_AUTH_TOKENS or JWT keys (WORKER_JWT_SECRET, WORKER_JWT_PUBLIC_KEY_FILE, "
+                "WORKER_JWT_JWKS_FILE), or WORKER_ALLOW_UNAUTHENTICATED=true if this is intended"
+            )
+        if self.jwt_enabled and (not self.jwt_issuer or not self.jwt_audience):
+            raise ValueError(
+                "JWT keys are set but WORKER_JWT_ISSUER and WORKER_JWT_AUDIENCE are not both: "
+                "without them a token minted for another service would be accepted"
             )
         if self.invoke_timeout > self.max_invoke_timeout:
             raise ValueError("WORKER_INVOKE_TIMEOUT is larger than WORKER_MAX_INVOKE_TIMEOUT")
         if self.thread_lease_ttl >= self.thread_retention:
             raise ValueError("WORKER_THREAD_LEASE_TTL is not shorter than WORKER_THREAD_RETENTION")
         return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """True when some key verifies JWT bearer tokens."""
+        return (
+            self.jwt_secret is not None
+            or self.jwt_public_key_file is not None
+            or self.jwt_jwks_file is not None
+        )
 
     @property
     def embedded_nats(self) -> bool:

@@ -25,6 +25,7 @@ from worker.broker.connection import Broker
 from worker.broker.embedded import EmbeddedNats, find_nats_server
 from worker.config import Settings
 from worker.http.app import build_app
+from worker.http.auth import BearerAuth
 from worker.http.limiter import InvocationLimiter
 from worker.http.state import Services
 from worker.jobs.service import running_jobs
@@ -59,7 +60,7 @@ def _restore_gc(threshold: tuple[int, int, int]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(
+async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom, in one place
     settings: Settings,
     *,
     registry: AgentTypeRegistry | None = None,
@@ -68,13 +69,14 @@ async def running_worker(
     """Start a worker for ``settings``; stop it, in reverse order, on exit.
 
     Raises ``ConfigError`` before starting anything when an import path of the settings
-    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``) cannot be used.
+    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``) or a JWT key file cannot be used.
     """
     # What the agents are made of comes first: a bad entry stops start-up before any part runs.
     if registry is None:
         registry = AgentTypeRegistry.discover()
         register_agent_types(registry, settings.agent_types)
     tools = ToolRegistry.discover(settings.tools)
+    auth = BearerAuth.from_settings(settings)  # JWT keys: a file that cannot be used stops here
     async with contextlib.AsyncExitStack() as stack:
         loop = asyncio.get_running_loop()
         # Runnables without an async implementation run in LangChain's executor, which is the
@@ -170,7 +172,7 @@ async def running_worker(
             threads=threads,
             resilience=resilience,
         )
-        app = build_app(services)
+        app = build_app(services, auth=auth)
         runner = web.AppRunner(
             app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False
         )

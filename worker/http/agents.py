@@ -13,6 +13,7 @@ from worker.agents.runtime import RunResult
 from worker.agents.store import AgentRecord
 from worker.durations import seconds_to_go
 from worker.gojson import dumps
+from worker.http.auth.scopes import Scope
 from worker.http.middleware import read_json
 from worker.http.openapi import Operation
 from worker.http.schemas import (
@@ -164,6 +165,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/create-agent",
             operation_id="createAgentSeed",
+            scope=Scope.AGENTS_WRITE,
             summary="Create an agent (the seed's call; an untagged Go struct works)",
             tag="agents",
             request=AgentConfig,
@@ -176,6 +178,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/agents",
             operation_id="createAgent",
+            scope=Scope.AGENTS_WRITE,
             summary="Create an agent",
             tag="agents",
             request=AgentConfig,
@@ -188,6 +191,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/agents",
             operation_id="listAgents",
+            scope=Scope.AGENTS_READ,
             summary="List the pool's agents",
             tag="agents",
             responses={200: AgentList},
@@ -199,6 +203,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/agents/{agent_id}",
             operation_id="getAgent",
+            scope=Scope.AGENTS_READ,
             summary="Get an agent",
             tag="agents",
             responses={200: Agent},
@@ -210,6 +215,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="PATCH",
             path="/v1/agents/{agent_id}",
             operation_id="patchAgent",
+            scope=Scope.AGENTS_WRITE,
             summary="Rename an agent or merge-patch its config (RFC 7386)",
             tag="agents",
             request=AgentPatch,
@@ -222,6 +228,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="DELETE",
             path="/v1/agents/{agent_id}",
             operation_id="deleteAgent",
+            scope=Scope.AGENTS_WRITE,
             summary="Delete an agent",
             tag="agents",
             responses={204: None},
@@ -233,6 +240,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/agents/{agent_id}/invoke",
             operation_id="invokeAgent",
+            scope=Scope.AGENTS_INVOKE,
             summary="Run an agent and wait for its output (504 past the deadline); with "
             "thread_id, on that conversation thread (409 thread_busy while another run "
             "holds it)",
@@ -247,6 +255,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/agent-types",
             operation_id="listAgentTypes",
+            scope=Scope.AGENTS_READ,
             summary="Agent types with the JSON Schemas of their config, input and output",
             tag="agents",
             responses={200: AgentTypeList},

@@ -19,6 +19,7 @@ from worker.agents.store import ResolvedAgent
 from worker.agents.thread_runs import OnThread
 from worker.errors import WorkerError, validation_details
 from worker.http import sockets
+from worker.http.auth.scopes import Scope
 from worker.http.envelope import error_body
 from worker.http.middleware import REQUEST_ID
 from worker.http.openapi import Operation
@@ -188,6 +189,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/agents/{agent_id}/ws",
             operation_id="agentSocket",
+            scope=Scope.AGENTS_INVOKE,
             summary='Chat socket: send {"input": ...} (or {"cancel": true}), receive frames',
             tag="streaming",
             responses={101: None},

@@ -1,4 +1,5 @@
-"""The HTTP door's one middleware: request id, auth, limits, errors as JSON, and metrics.
+"""The HTTP door's one middleware: request id, auth and scopes, limits, errors as JSON, and
+metrics.
 
 One middleware rather than five keeps the per-request cost to a single extra coroutine frame;
 the work inside is the same a stack of them would do.
@@ -6,12 +7,10 @@ the work inside is the same a stack of them would do.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -20,13 +19,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import ValidationError
 
-from worker.errors import (
-    BadRequest,
-    PayloadTooLarge,
-    Unauthorized,
-    WorkerError,
-    validation_details,
-)
+from worker.errors import BadRequest, PayloadTooLarge, WorkerError, validation_details
+from worker.http.auth import PRINCIPAL, BearerAuth, Scope, challenge_of
+from worker.http.auth.principal import OPEN
 from worker.http.envelope import error_response
 from worker.http.spans import RequestSpan
 from worker.telemetry.logs import get_logger
@@ -35,7 +30,6 @@ from worker.telemetry.metrics import HTTP_REJECTED, HTTP_REQUEST_DURATION, label
 log = get_logger("worker.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
-BEARER_SUBPROTOCOL = "base64url.bearer.agentos."
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _HTTP_CODES = {
     400: "bad_request",
@@ -56,30 +50,30 @@ _HTTP_CODES = {
 def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live side by side
     *,
     service: str,
-    tokens: frozenset[bytes],
+    auth: BearerAuth,
     open_routes: frozenset[str],
+    scopes: Mapping[tuple[str, str], str | None],
     max_body_bytes: int,
     access_log: bool,
 ) -> Middleware:
     """The middleware, configured once at start. ``open_routes``: the route templates served
-    without a token (the operations marked ``public``)."""
-
-    def authorised(request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        given = token.strip().encode() if scheme.lower() == "bearer" else b""
-        if not given:
-            given = _subprotocol_token(request)
-        if not given:
-            return False
-        # Compare against every token so timing says nothing about which one nearly matched.
-        return sum(hmac.compare_digest(given, t) for t in tokens) > 0
+    without a token (the operations marked ``public``); ``scopes``: by ``(method, route
+    template)``, the scope every other route needs (None: any valid token)."""
 
     def admit(request: web.Request, endpoint: str) -> None:
-        """Checks made before any handler runs: the token, then the declared body size."""
-        if tokens and endpoint not in open_routes and not authorised(request):
-            HTTP_REJECTED.labels(service, "unauthorized").inc()
-            raise Unauthorized("missing or invalid bearer token")
+        """Checks made before any handler runs: the token, its scope, the declared body size."""
+        if endpoint in open_routes:
+            request[PRINCIPAL] = OPEN
+        else:
+            try:
+                principal = auth.authenticate(request)
+                auth.require(principal, _scope(scopes, request.method, endpoint))
+            except WorkerError as exc:
+                HTTP_REJECTED.labels(service, exc.code).inc()
+                raise
+            request[PRINCIPAL] = principal
+            if principal.tenant is not None:
+                structlog.contextvars.bind_contextvars(tenant=principal.tenant)
         length = request.content_length
         if length is not None and length > max_body_bytes:
             HTTP_REJECTED.labels(service, "payload_too_large").inc()
@@ -108,7 +102,7 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
                 rid,
                 details=exc.details,
                 retry_after=exc.retry_after,
-                headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+                headers=_challenge(exc),
             )
         if isinstance(exc, ValidationError):
             return error_response(
@@ -171,20 +165,17 @@ def build_middleware(  # noqa: PLR0915 - one closure factory: the checks live si
     return middleware
 
 
-def _subprotocol_token(request: web.Request) -> bytes:
-    """A WebSocket upgrade's bearer token offered as a subprotocol (browsers cannot set
-    ``Authorization``): ``base64url.bearer.agentos.<base64url token>``, as Kubernetes does."""
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        return b""
-    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
-        name = offered.strip()
-        if name.startswith(BEARER_SUBPROTOCOL):
-            encoded = name[len(BEARER_SUBPROTOCOL) :]
-            try:
-                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            except (ValueError, binascii.Error):
-                return b""
-    return b""
+def _scope(scopes: Mapping[tuple[str, str], str | None], method: str, endpoint: str) -> str | None:
+    """The scope a request needs: its route's; none past a token for a path no route serves
+    (it answers 404 or 405); admin for a route the table forgot, so that one fails closed."""
+    if endpoint == "unmatched":
+        return None
+    return scopes.get(("GET" if method == "HEAD" else method, endpoint), Scope.ADMIN)
+
+
+def _challenge(exc: WorkerError) -> dict[str, str] | None:
+    challenge = challenge_of(exc)
+    return None if challenge is None else {"WWW-Authenticate": challenge}
 
 
 async def read_json(request: web.Request) -> Any:

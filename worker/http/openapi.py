@@ -17,9 +17,37 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from worker import __version__
+from worker.http.auth.scopes import DESCRIPTIONS, Scope
 from worker.http.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
+STATIC_SCHEME = "bearerAuth"
+JWT_SCHEME = "jwt"
+SECURITY_SCHEMES = {
+    STATIC_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A static token of WORKER_AUTH_TOKENS: every scope.",
+    },
+    # OpenAPI 3.0 lets only an oauth2 or openIdConnect requirement name scopes, so the JWT is
+    # described as an OAuth 2 client-credentials token, which is what a Go backend would get
+    # from its identity provider. The worker verifies tokens and issues none: tokenUrl is a
+    # placeholder (the reserved .invalid domain) for the provider's own.
+    JWT_SCHEME: {
+        "type": "oauth2",
+        "description": "A JWT, sent as `Authorization: Bearer <token>`, signed by a key of "
+        "WORKER_JWT_SECRET (HS256), WORKER_JWT_PUBLIC_KEY_FILE or WORKER_JWT_JWKS_FILE, with "
+        "the iss and aud of WORKER_JWT_ISSUER and WORKER_JWT_AUDIENCE; its space-separated "
+        "`scope` claim grants the scopes below. A token without an operation's scope gets 403 "
+        "insufficient_scope.",
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": "https://issuer.invalid/token",
+                "scopes": {str(scope): text for scope, text in DESCRIPTIONS.items()},
+            }
+        },
+    },
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +65,9 @@ class Operation:
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     content_types: dict[int, str] = field(default_factory=dict)
     public: bool = False
+    scope: Scope | None = None
+    """The scope a JWT needs (a static token has them all). None on a public operation, and on
+    the two documents, which any valid token may read."""
     parameters: tuple[dict[str, Any], ...] = ()
     """Query and header parameters, as OpenAPI parameter objects. Path ones are implied (any
     string); one given here replaces its implied one (to document its pattern)."""
@@ -121,8 +152,7 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
                 "required": op.request_required,
                 "content": {"application/json": {"schema": ref(op.request, "validation")}},
             }
-        if op.public:
-            spec["security"] = []
+        spec["security"] = _security(op)
         paths.setdefault(op.path, {})[op.method.lower()] = spec
     return {
         "openapi": "3.0.3",
@@ -130,10 +160,18 @@ def build_openapi(operations: Sequence[Operation], *, title: str) -> dict[str, A
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SECURITY_SCHEMES,
         },
-        "security": [{"bearerAuth": []}],
+        "security": [{STATIC_SCHEME: []}, {JWT_SCHEME: []}],
     }
+
+
+def _security(op: Operation) -> list[dict[str, list[str]]]:
+    """A static token, or a JWT with the operation's scope (nothing for a public one)."""
+    if op.public:
+        return []
+    scopes = [] if op.scope is None else [str(op.scope)]
+    return [{STATIC_SCHEME: []}, {JWT_SCHEME: scopes}]
 
 
 def _reason(status: int) -> str:

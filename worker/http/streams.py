@@ -16,6 +16,7 @@ from worker.agents.store import ResolvedAgent
 from worker.agents.thread_runs import OnThread
 from worker.errors import BadRequest, NotFound, Unavailable
 from worker.http import sockets
+from worker.http.auth.scopes import Scope
 from worker.http.envelope import error_body
 from worker.http.middleware import REQUEST_ID, read_json
 from worker.http.openapi import Operation
@@ -256,6 +257,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/tasks/{task_id}/events",
             operation_id="taskEvents",
+            scope=Scope.STREAMS_READ,
             summary="A task's frames from from_seq (SSE: Last-Event-ID), then live to the final "
             "frame; a WebSocket on an upgrade (subprotocol agentos.v1), else SSE",
             tag="streaming",
@@ -285,6 +287,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/agents/{agent_id}/stream",
             operation_id="streamAgent",
+            scope=Scope.AGENTS_INVOKE,
             summary="Run an agent and stream its frames as SSE (X-Task-ID names the run; "
             "any worker serves it at /v1/tasks/{task_id}/events); with thread_id, on that "
             "conversation thread (409 thread_busy, as JSON, while another run holds it)",

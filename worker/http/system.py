@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from worker.agents.agent_type import BuildContext
 from worker.agents.providers import provider_names
+from worker.http.auth.scopes import Scope
 from worker.http.openapi import Operation
 from worker.http.schemas import Health, Readiness
 from worker.http.state import Services, json_response, services
@@ -102,6 +103,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/metrics",
             operation_id="metrics",
+            scope=Scope.ADMIN,
             summary="Prometheus metrics",
             tag="system",
             responses={200: None},

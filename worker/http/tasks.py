@@ -8,6 +8,7 @@ from aiohttp.typedefs import Handler
 from nats.js.errors import NotFoundError
 
 from worker.errors import BadRequest, Conflict, NotFound, Unavailable
+from worker.http.auth.scopes import Scope
 from worker.http.middleware import read_json
 from worker.http.openapi import Operation
 from worker.http.state import json_response, services
@@ -106,6 +107,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/tasks",
             operation_id="submitTask",
+            scope=Scope.TASKS_WRITE,
             summary="Queue a long job (a TaskMessage) as if published on agent.execute",
             tag="tasks",
             request=TaskMessage,
@@ -118,6 +120,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/tasks/{task_id}",
             operation_id="getTask",
+            scope=Scope.TASKS_READ,
             summary="A job's state, attempts, timestamps, result or error",
             tag="tasks",
             responses={200: TaskView},
@@ -129,6 +132,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/tasks/{task_id}/cancel",
             operation_id="cancelTask",
+            scope=Scope.TASKS_WRITE,
             summary="Cancel a job wherever it runs",
             tag="tasks",
             responses={202: TaskView},
@@ -140,6 +144,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/dead-letters",
             operation_id="listDeadLetters",
+            scope=Scope.ADMIN,
             summary="Dead letters with their reason, oldest first",
             tag="operations",
             responses={200: DeadLetterList},
@@ -151,6 +156,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/dead-letters/{seq}/replay",
             operation_id="replayDeadLetter",
+            scope=Scope.ADMIN,
             summary="Republish a dead letter to its original subject",
             tag="operations",
             responses={202: ReplayResult},

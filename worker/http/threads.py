@@ -12,6 +12,7 @@ from worker.agents import thread_runs
 from worker.errors import BadRequest, Conflict
 from worker.gojson import dumps
 from worker.http.agents import answer
+from worker.http.auth.scopes import Scope
 from worker.http.middleware import read_json
 from worker.http.openapi import Operation
 from worker.http.schemas import (
@@ -131,6 +132,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/threads",
             operation_id="createThread",
+            scope=Scope.THREADS_WRITE,
             summary="Create a conversation thread (a run naming a new thread_id creates it too)",
             tag="threads",
             request=CreateThread,
@@ -144,6 +146,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/threads/{thread_id}",
             operation_id="getThread",
+            scope=Scope.THREADS_READ,
             summary="A thread now: idle, busy or interrupted, with its messages",
             tag="threads",
             responses={200: ThreadState},
@@ -156,6 +159,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="DELETE",
             path="/v1/threads/{thread_id}",
             operation_id="deleteThread",
+            scope=Scope.THREADS_WRITE,
             summary="Delete a thread and its checkpoints (409 thread_busy while a run holds it)",
             tag="threads",
             responses={204: None},
@@ -168,6 +172,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="GET",
             path="/v1/threads/{thread_id}/history",
             operation_id="threadHistory",
+            scope=Scope.THREADS_READ,
             summary="A thread's checkpoints, newest first",
             tag="threads",
             responses={200: ThreadHistory},
@@ -201,6 +206,7 @@ ROUTES: list[tuple[Operation, Handler]] = [
             method="POST",
             path="/v1/threads/{thread_id}/resume",
             operation_id="resumeThread",
+            scope=Scope.AGENTS_INVOKE,
             summary="Answer an interrupted thread's question and continue its run (409 "
             "thread_not_interrupted when it asks nothing, thread_busy while a run holds it)",
             tag="threads",
