@@ -118,10 +118,13 @@ def run(
     timeout_s: int,
     cpus: set[int] | None,
     server_pids: tuple[int, ...],
+    headers: tuple[str, ...] = (),
 ) -> RunResult:
-    """One wrk run against ``url``; bounded by ``seconds`` plus a grace period."""
+    """One wrk run against ``url``, each request with ``headers`` (``"Name: value"``) too;
+    bounded by ``seconds`` plus a grace period."""
     argv = [
         wrk,
+        *(f"-H{header}" for header in headers),
         f"-t{max(1, min(threads, connections))}",
         f"-c{connections}",
         f"-d{seconds}s",

@@ -112,13 +112,22 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def request(
-    method: str, port: int, path: str, body: Any = None, timeout: float = 5.0
+    method: str,
+    port: int,
+    path: str,
+    body: Any = None,
+    timeout: float = 5.0,
+    *,
+    token: str | None = None,
 ) -> tuple[int, Any]:
-    """One HTTP request to 127.0.0.1:port; returns (status, decoded JSON or None)."""
+    """One HTTP request to 127.0.0.1:port (with ``token`` as its bearer token, if any);
+    returns (status, decoded JSON or None)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         payload = None if body is None else orjson.dumps(body)
         headers = {} if body is None else {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         conn.request(method, path, body=payload, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()

@@ -30,6 +30,10 @@ class Settings:
     workdir: Path
     worker_args: tuple[str, ...] = ()
     startup_timeout: float = 60.0
+    worker_env: tuple[tuple[str, str], ...] = ()
+    """Settings of the worker as ``WORKER_*`` variables (its auth, say)."""
+    token: str | None = None
+    """The bearer token every request to the worker carries."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,16 @@ class Target:
     port: int
     path: str
     pids: tuple[int, ...]
+    token: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://{procs.HOST}:{self.port}{self.path}"
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """What wrk adds to every request: the bearer token, if any."""
+        return () if self.token is None else (f"Authorization: Bearer {self.token}",)
 
 
 def nats_server_binary() -> Path:
@@ -129,7 +139,7 @@ def _start_worker(
         "--state-dir", str(state / "worker"),
         *settings.worker_args,
     )  # fmt: skip
-    worker = procs.spawn(argv, log, settings.server_cpus)
+    worker = procs.spawn(argv, log, settings.server_cpus, env=dict(settings.worker_env))
     # Stop the worker before its nats-server (ExitStack unwinds in reverse).
     _keep(stack, worker)
     procs.wait_ready(port, "/readyz", [worker, nats], settings.startup_timeout)
@@ -137,15 +147,17 @@ def _start_worker(
     body: dict[str, Any] = {"type": agent}
     if runnables.AGENT_CONFIGS[agent]:
         body["config"] = runnables.AGENT_CONFIGS[agent]
-    status, data = procs.request("POST", port, "/v1/agents", body)
+    status, data = procs.request("POST", port, "/v1/agents", body, token=settings.token)
     if status != 201 or not isinstance(data, dict) or "id" not in data:
         raise RuntimeError(f"POST /v1/agents {body} -> HTTP {status}: {data!r}")
     path = f"/v1/agents/{data['id']}/invoke"
-    return Target("worker", agent, port, path, (worker.pid, nats.pid))
+    return Target("worker", agent, port, path, (worker.pid, nats.pid), settings.token)
 
 
 def _check_output(target: Target) -> None:
-    status, data = procs.request("POST", target.port, target.path, {"input": runnables.INPUT})
+    status, data = procs.request(
+        "POST", target.port, target.path, {"input": runnables.INPUT}, token=target.token
+    )
     expected = runnables.EXPECTED_OUTPUT[target.agent]
     if status != 200 or not isinstance(data, dict) or data.get("output") != expected:
         raise RuntimeError(
