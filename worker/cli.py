@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from worker.broker.connection import NatsRefused
 from worker.config import ConfigError, Settings
 from worker.server import running_worker
 from worker.telemetry import tracing
@@ -47,4 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(serve(settings))
     except ConfigError as exc:  # an import path that does not import, or a bad key file
         raise SystemExit(f"agentos-worker: invalid configuration\n  {exc}") from None
+    except NatsRefused as exc:  # a wrong password, an untrusted certificate: one clear line
+        raise SystemExit(f"agentos-worker: NATS refused the connection: {exc}") from None
     return 0

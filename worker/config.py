@@ -86,6 +86,21 @@ def _import_refs(value: object) -> object:
     return refs
 
 
+# The ways to authenticate to NATS (a worker uses one at most), by the variables of each.
+_NATS_AUTH = {
+    "WORKER_NATS_CREDS": ("nats_creds",),
+    "WORKER_NATS_NKEY_SEED": ("nats_nkey_seed",),
+    "WORKER_NATS_USER/WORKER_NATS_PASSWORD": ("nats_user", "nats_password"),
+    "WORKER_NATS_TOKEN": ("nats_token",),
+}
+_NATS_SECURITY = [f for fields in _NATS_AUTH.values() for f in fields] + [
+    "nats_tls_ca",
+    "nats_tls_cert",
+    "nats_tls_key",
+    "nats_tls_server_name",
+]
+
+
 class Settings(BaseSettings):
     """Every knob of a worker. Field ``x`` is ``WORKER_X`` and ``--x`` (dashes for underscores)."""
 
@@ -192,6 +207,23 @@ class Settings(BaseSettings):
     )
     nats_server_bin: Path | None = Field(
         None, description="nats-server binary for the embedded mode (default: the bundled one)."
+    )
+    nats_creds: Path | None = Field(
+        None, description="NATS credentials file (user JWT and nkey seed, from `nsc`)."
+    )
+    nats_nkey_seed: Path | None = Field(None, description="File holding a NATS user nkey seed.")
+    nats_user: str | None = Field(None, description="NATS user (with WORKER_NATS_PASSWORD).")
+    nats_password: SecretStr | None = Field(None, description="NATS password.")
+    nats_token: SecretStr | None = Field(None, description="NATS authentication token.")
+    nats_tls_ca: Path | None = Field(
+        None, description="CA bundle (PEM) that NATS servers' certificates must chain to."
+    )
+    nats_tls_cert: Path | None = Field(
+        None, description="Client certificate (PEM) for NATS servers that verify clients."
+    )
+    nats_tls_key: Path | None = Field(None, description="Private key of WORKER_NATS_TLS_CERT.")
+    nats_tls_server_name: str | None = Field(
+        None, description="Name NATS servers' certificates must carry (default: the URL's host)."
     )
     agents_bucket: str = Field("agentos_agents", description="JetStream KV bucket of agents.")
     kv_replicas: int = Field(1, ge=1, le=5, description="Replicas of the worker's KV buckets.")
@@ -352,6 +384,13 @@ class Settings(BaseSettings):
     def _refs(cls, value: object) -> object:
         return _import_refs(value)
 
+    @field_validator(*_NATS_SECURITY, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # A Kubernetes manifest often sets a variable to "" to mean "none" (and "" as a Path
+        # would be the working directory).
+        return None if value == "" else value
+
     @field_validator("callback_allow")
     @classmethod
     def _check_allow(cls, value: list[str]) -> list[str]:
@@ -382,6 +421,7 @@ class Settings(BaseSettings):
             raise ValueError("WORKER_INVOKE_TIMEOUT is larger than WORKER_MAX_INVOKE_TIMEOUT")
         if self.thread_lease_ttl >= self.thread_retention:
             raise ValueError("WORKER_THREAD_LEASE_TTL is not shorter than WORKER_THREAD_RETENTION")
+        _check_nats_access(self)
         return self
 
     @property
@@ -410,6 +450,25 @@ class Settings(BaseSettings):
             return cls(_cli_parse_args=args)
         except ValidationError as exc:
             raise SystemExit(describe_errors(exc)) from None
+
+
+def _check_nats_access(s: Settings) -> None:
+    """One way to authenticate to NATS, complete pairs, and none of it for the embedded server."""
+    chosen = [name for name, fields in _NATS_AUTH.items() if any(getattr(s, f) for f in fields)]
+    if len(chosen) > 1:
+        named = ", ".join(chosen[:-1]) + " and " + chosen[-1]
+        both = "both" if len(chosen) == 2 else "all"
+        raise ValueError(f"{named} are {both} set: authenticate to NATS one way only")
+    if (s.nats_user is None) != (s.nats_password is None):
+        raise ValueError("WORKER_NATS_USER and WORKER_NATS_PASSWORD go together: set both")
+    if (s.nats_tls_cert is None) != (s.nats_tls_key is None):
+        raise ValueError("WORKER_NATS_TLS_CERT and WORKER_NATS_TLS_KEY go together: set both")
+    given = [f for f in _NATS_SECURITY if getattr(s, f) is not None]
+    if s.embedded_nats and given:
+        raise ValueError(
+            f"{ENV_PREFIX}{given[0].upper()} is set but WORKER_NATS_URL is not: the embedded "
+            "nats-server takes no credentials or TLS; set WORKER_NATS_URL to a secured server"
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from worker.agents.from_runnable import register_agent_types
 from worker.agents.registry import AgentTypeRegistry
 from worker.agents.store import AgentStore
 from worker.agents.tools import ToolRegistry
-from worker.broker.connection import Broker
+from worker.broker.connection import Broker, connect_options
 from worker.broker.embedded import EmbeddedNats, find_nats_server
 from worker.config import Settings
 from worker.http.app import build_app
@@ -59,6 +60,16 @@ def _restore_gc(threshold: tuple[int, int, int]) -> None:
     gc.set_threshold(*threshold)
 
 
+async def _start_embedded_nats(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
+    """Start the embedded nats-server, stopped with ``stack``; its URL."""
+    embedded = EmbeddedNats(
+        binary=find_nats_server(settings.nats_server_bin), state_dir=settings.state_dir
+    )
+    url = await embedded.start()
+    stack.push_async_callback(embedded.stop)
+    return url
+
+
 @contextlib.asynccontextmanager
 async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom, in one place
     settings: Settings,
@@ -69,7 +80,8 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
     """Start a worker for ``settings``; stop it, in reverse order, on exit.
 
     Raises ``ConfigError`` before starting anything when an import path of the settings
-    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``) or a JWT key file cannot be used.
+    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``), a JWT key file or a NATS credentials or TLS
+    file cannot be used, and ``NatsRefused`` when NATS refuses the worker's credentials or TLS.
     """
     # What the agents are made of comes first: a bad entry stops start-up before any part runs.
     if registry is None:
@@ -77,6 +89,9 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
         register_agent_types(registry, settings.agent_types)
     tools = ToolRegistry.discover(settings.tools)
     auth = BearerAuth.from_settings(settings)  # JWT keys: a file that cannot be used stops here
+    # Every connection of the worker (the shared one, the live frames' own) reaches NATS with
+    # these credentials and this TLS context, built once; an unusable file stops start-up here.
+    nats_options = connect_options(settings)
     async with contextlib.AsyncExitStack() as stack:
         loop = asyncio.get_running_loop()
         # Runnables without an async implementation run in LangChain's executor, which is the
@@ -87,16 +102,12 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
         # The loop outlives the worker when it is embedded (tests): leave it a live executor.
         stack.callback(loop.set_default_executor, ThreadPoolExecutor())
 
-        nats_url = settings.nats_url or ""
         if settings.embedded_nats:
-            embedded = EmbeddedNats(
-                binary=find_nats_server(settings.nats_server_bin), state_dir=settings.state_dir
-            )
-            nats_url = await embedded.start()
-            stack.push_async_callback(embedded.stop)
-
+            servers = (await _start_embedded_nats(settings, stack),)
+            nats_options = dataclasses.replace(nats_options, servers=servers)
+        nats_url = ",".join(nats_options.servers)
         broker = Broker(service=settings.service_name)
-        await broker.connect(nats_url, name=f"agentos-worker:{settings.worker_id}")
+        await broker.connect(nats_options, name=f"agentos-worker:{settings.worker_id}")
         stack.push_async_callback(broker.close)
 
         # One set of provider breakers for the whole worker, shared by every agent's model.
@@ -141,6 +152,7 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
             service=settings.service_name,
             policy=outbound,
             options=StreamOptions.from_settings(settings),
+            connect=nats_options,
         )
         await streams.start()
         stack.push_async_callback(streams.stop)

@@ -95,12 +95,19 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 class NatsServer:
-    """A real nats-server with JetStream on a loopback port; restartable on the same port."""
+    """A real nats-server with JetStream on a loopback port; restartable on the same port.
 
-    def __init__(self, store_dir: Path | None = None, port: int | None = None) -> None:
+    ``config`` is the text of a configuration file (authorization, TLS, accounts) that the
+    command line's address, port and JetStream store complete.
+    """
+
+    def __init__(
+        self, store_dir: Path | None = None, port: int | None = None, *, config: str = ""
+    ) -> None:
         self._tmp = None if store_dir else tempfile.TemporaryDirectory(prefix="agentos-nats-")
         self.store_dir = store_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,9 +116,15 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         """Start (or restart) the server and wait until it accepts connections."""
+        config: list[str] = []
+        if self.config:
+            path = self.store_dir / "nats-server.conf"
+            path.write_text(self.config, encoding="utf-8")
+            config = ["-c", str(path)]
         self.proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             [
                 str(find_nats_server()),
+                *config,
                 "-a",
                 "127.0.0.1",
                 "-p",

@@ -33,6 +33,7 @@ from worker.agents import runtime, thread_runs
 from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
 from worker.agents.thread_runs import OnThread, ThreadRun
+from worker.broker.connection import ConnectOptions
 from worker.config import Settings
 from worker.errors import HANDBACK, AgentFailed, DeadlineExceeded, WorkerError
 from worker.outbound.session import checked_session
@@ -179,15 +180,19 @@ class StreamHub:
         service: str,
         policy: CallbackPolicy,
         options: StreamOptions | None = None,
+        connect: ConnectOptions | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
+        """``connect``: how the live frames' own connection reaches NATS (see ``live``)."""
         self.options = options or StreamOptions()
         self.service = service
         self._policy = policy  # where pushes may connect (the worker's outbound policy)
         self._push_session: aiohttp.ClientSession | None = None
         self._tracer = tracer  # the push client's spans (default: the global provider's)
         self.log = FrameLog(nc=nc, js=js, stream=self.options.stream, limits=self.options.limits)
-        self.live = LiveConnection(shared=nc, own_connection=self.options.own_live_connection)
+        self.live = LiveConnection(
+            shared=nc, connect=connect, own_connection=self.options.own_live_connection
+        )
         self.fanout = Fanout(log=self.log, live=self.live, idle_check=self.options.idle_check)
         self._pushers: set[asyncio.Task[None]] = set()
         self.connections: set[Any] = set()

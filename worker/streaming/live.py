@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from worker.broker.connection import ConnectOptions, open_connection
 from worker.streaming.log import LAST_SEQUENCE_HEADER, SEQUENCE_HEADER
 from worker.telemetry.logs import get_logger
 
@@ -88,8 +89,17 @@ class _LiveClient(Client):
 class LiveConnection:
     """Subscriptions to republished frames, on an own connection when it can have one."""
 
-    def __init__(self, *, shared: Client, own_connection: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        shared: Client,
+        connect: ConnectOptions | None = None,
+        own_connection: bool = True,
+    ) -> None:
+        """``connect``: how the own connection reaches NATS (the worker's credentials and
+        TLS); None: the shared connection's servers, with no credentials."""
         self._shared = shared
+        self._connect = connect
         self._wants_own = own_connection
         self._own: _LiveClient | None = None
 
@@ -110,15 +120,17 @@ class LiveConnection:
         if not _HOOKABLE:
             log.info("nats-py without the expected hook: live frames take the public API")
         own = _LiveClient()
-        servers = [urlunparse(uri) for uri in self._shared.servers]
+        options = self._connect or ConnectOptions(
+            servers=tuple(urlunparse(uri) for uri in self._shared.servers)
+        )
         try:
-            await own.connect(
-                servers=servers,
+            await open_connection(
+                own,
+                options,
                 name="agentos-worker-live-frames",
-                max_reconnect_attempts=-1,
+                error_cb=self._error,
                 reconnect_time_wait=1,
                 connect_timeout=5,
-                error_cb=self._error,
             )
         except Exception as exc:  # the shared connection serves, only a little slower
             log.warning("live frames use the shared NATS connection", error=repr(exc))
