@@ -140,3 +140,50 @@ def test_help_lists_the_flags() -> None:
         "--callback-allow",
     ):
         assert flag in proc.stdout
+
+
+NATS = "tls://nats.example:4222"
+
+
+def test_nats_credentials_and_tls_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_NATS_URL", NATS)
+    monkeypatch.setenv("WORKER_NATS_PASSWORD", "hunter2")
+    s = Settings.load(
+        ["--nats-user", "worker", "--nats-tls-ca", "ca.pem", "--nats-tls-server-name", "nats"]
+    )
+    assert (s.nats_user, s.nats_tls_ca, s.nats_tls_server_name) == (
+        "worker",
+        Path("ca.pem"),
+        "nats",
+    )
+    assert s.nats_password is not None
+    assert s.nats_password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s)
+    # An empty variable (a manifest's "none") is unset, not a path to the working directory.
+    monkeypatch.setenv("WORKER_NATS_CREDS", "")
+    assert Settings.load(["--nats-user", "worker"]).nats_creds is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["--nats-creds", "w.creds", "--nats-user", "w", "--nats-password", "p"],
+            "WORKER_NATS_CREDS and WORKER_NATS_USER/WORKER_NATS_PASSWORD are both set",
+        ),
+        (
+            ["--nats-nkey-seed", "w.nk", "--nats-token", "t", "--nats-creds", "w.creds"],
+            "WORKER_NATS_CREDS, WORKER_NATS_NKEY_SEED and WORKER_NATS_TOKEN are all set",
+        ),
+        (["--nats-user", "w"], "WORKER_NATS_USER and WORKER_NATS_PASSWORD go together"),
+        (["--nats-tls-key", "k.pem"], "WORKER_NATS_TLS_CERT and WORKER_NATS_TLS_KEY go together"),
+    ],
+)
+def test_nats_settings_that_conflict_stop_start(args: list[str], needle: str) -> None:
+    with pytest.raises(SystemExit, match=needle):
+        Settings.load(["--nats-url", NATS, *args])
+
+
+def test_the_embedded_nats_takes_no_credentials() -> None:
+    with pytest.raises(SystemExit, match="WORKER_NATS_TLS_CA is set but WORKER_NATS_URL is not"):
+        Settings.load(["--nats-tls-ca", "ca.pem"])
