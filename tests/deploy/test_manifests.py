@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from kubernetes_validate import utils as kubernetes_schemas
 
+from tests.broker.operator_mode import Operator
+from tests.broker.pki import Authority
 from tests.deploy.helpers import (
     EXIT_MARGIN,
     KUBERNETES,
@@ -270,8 +272,38 @@ def test_pods_meet_the_restricted_security_profile(name: str) -> None:
         assert ctx["readOnlyRootFilesystem"] is True
 
 
+def _mounts(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """Each mount path of ``container``, with the volume mounted there."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    return {m["mountPath"]: (m["name"], volumes.get(m["name"])) for m in container["volumeMounts"]}
+
+
 def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
+    """nats.conf, with stand-ins for what its Secrets hold (accounts from an operator made
+    here, a certificate from a CA made here), where its volumes put them."""
     config = find("ConfigMap", "nats-config")["data"]["nats.conf"]
+    statefulset = find("StatefulSet", "nats")
+    pod = statefulset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = _mounts(container, pod)
+    # The config folder projects nats.conf and the Secret nats-auth's auth.conf together.
+    _, projected = mounts["/etc/nats-config"]
+    sources = projected["projected"]["sources"]
+    assert {"name": "nats-config"} in [s.get("configMap") for s in sources]
+    (auth,) = [s["secret"] for s in sources if "secret" in s]
+    assert auth["name"] == "nats-auth"
+    assert auth["items"] == [{"key": "auth.conf", "path": "auth.conf"}]
+    assert "include ./auth.conf" in config
+    (tmp_path / "nats.conf").write_text(config, encoding="utf-8")
+    (tmp_path / "auth.conf").write_text(Operator().resolver_config(), encoding="utf-8")
+    # The server's certificate and key, in the Secret nats-server-tls's volume.
+    _, tls = mounts["/etc/nats-tls"]
+    assert tls["secret"]["secretName"] == "nats-server-tls"
+    assert [i["path"] for i in tls["secret"]["items"]] == ["tls.crt", "tls.key"]
+    issued = Authority("ca", tmp_path / "pki").issue("nats", hosts=("nats",))
+    config = config.replace("/etc/nats-tls/tls.crt", str(issued.cert))
+    config = config.replace("/etc/nats-tls/tls.key", str(issued.key))
+    assert "/etc/nats-tls" not in config
     (tmp_path / "nats.conf").write_text(config, encoding="utf-8")
     done = subprocess.run(
         [str(find_nats_server()), "-t", "-c", str(tmp_path / "nats.conf")],
@@ -282,9 +314,42 @@ def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    statefulset = find("StatefulSet", "nats")
     (claim,) = statefulset["spec"]["volumeClaimTemplates"]
-    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert "store_dir: /data" in config
-    assert mounts[claim["metadata"]["name"]] == "/data"
+    assert mounts["/data"][0] == claim["metadata"]["name"]
+
+
+def test_workers_reach_nats_over_tls_with_mounted_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _manifest_settings(monkeypatch)
+    assert urlsplit(settings.nats_url or "").scheme == "tls"
+    assert settings.nats_creds is not None
+    assert settings.nats_tls_ca is not None
+    mounts = _mounts(_worker_container(), _worker_pod())
+    examples = {
+        doc["metadata"]["name"]: doc
+        for doc in load_documents(KUBERNETES / "nats-secrets.example.yaml")
+    }
+    # The credentials file is an item of the Secret nats-credentials, where it is mounted.
+    _, creds = mounts[str(settings.nats_creds.parent)]
+    assert creds["secret"]["secretName"] == "nats-credentials"
+    (item,) = creds["secret"]["items"]
+    assert item["path"] == settings.nats_creds.name
+    assert item["key"] in examples["nats-credentials"]["stringData"]
+    # The CA is the ConfigMap nats-ca's.
+    _, ca = mounts[str(settings.nats_tls_ca.parent)]
+    assert ca["configMap"]["name"] == "nats-ca"
+    (item,) = ca["configMap"]["items"]
+    assert item["path"] == settings.nats_tls_ca.name
+    assert item["key"] in examples["nats-ca"]["data"]
+    # The server's side: its volumes read the keys the example objects have.
+    nats_pod = find("StatefulSet", "nats")["spec"]["template"]["spec"]
+    for volume in nats_pod["volumes"]:
+        secrets = [volume.get("secret")] + [
+            s.get("secret") for s in volume.get("projected", {}).get("sources", [])
+        ]
+        for secret in filter(None, secrets):
+            name = secret.get("secretName") or secret["name"]
+            keys = examples[name]["stringData"]
+            assert all(i["key"] in keys for i in secret["items"]), name
