@@ -309,3 +309,15 @@ async def test_a_credentials_file_authenticates_in_operator_mode(tmp_path: Path)
             await connects(settings(nats_url=server.url, nats_creds=stranger))
     finally:
         server.close()
+
+
+async def test_no_credentials_for_a_server_that_wants_some(secured: Secured, pki: Pki) -> None:
+    with pytest.raises(NatsRefused, match="wants credentials and none are set"):
+        await connects(
+            settings(
+                nats_url=secured.url,
+                nats_tls_ca=pki.ca.ca_file,
+                nats_tls_cert=pki.client.cert,
+                nats_tls_key=pki.client.key,
+            )
+        )

@@ -51,8 +51,8 @@ class ConnectOptions:
     token: SecretStr | None = None
     tls: ssl.SSLContext | None = None
     tls_hostname: str | None = None
-    authenticated_by: str = "no credentials"
-    """The settings the credentials come from, for the message of a refusal."""
+    authenticated_by: str | None = None
+    """The settings the credentials come from (None: none set), for a refusal's message."""
 
     def connect_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``nats.aio.client.Client.connect`` for these options."""
@@ -106,7 +106,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
     )
 
 
-def _authenticated_by(settings: Settings) -> str:
+def _authenticated_by(settings: Settings) -> str | None:
     if settings.nats_creds is not None:
         return "WORKER_NATS_CREDS"
     if settings.nats_nkey_seed is not None:
@@ -115,7 +115,7 @@ def _authenticated_by(settings: Settings) -> str:
         return "WORKER_NATS_USER/WORKER_NATS_PASSWORD"
     if settings.nats_token is not None:
         return "WORKER_NATS_TOKEN"
-    return "no credentials (WORKER_NATS_CREDS, _NKEY_SEED, _USER/_PASSWORD or _TOKEN)"
+    return None
 
 
 def _read(path: Path, variable: str) -> str:
@@ -183,9 +183,14 @@ def refusal(exc: BaseException, options: ConnectOptions) -> str | None:
         )
     said = str(exc).lower()
     if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in said:
+        if options.authenticated_by is None:
+            return (
+                "authorization violation: the server wants credentials and none are set "
+                "(WORKER_NATS_CREDS, _NKEY_SEED, _USER and _PASSWORD, or _TOKEN)"
+            )
         return f"authorization violation: the server refused {options.authenticated_by}"
     if "authentication expired" in said:
-        return f"authentication expired: renew the credentials of {options.authenticated_by}"
+        return f"authentication expired: renew {options.authenticated_by or 'the credentials'}"
     return None
 
 
