@@ -18,6 +18,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from worker.agents.agent_type import BuildContext
 from worker.agents.store import ResolvedAgent
 from worker.resilience import Resilience, RetryPolicy
+from worker.telemetry.tracing import TRACER_NAME
 
 
 @pytest.fixture
@@ -84,4 +85,4 @@ def spans() -> InMemorySpanExporter:
 def tracer_for(exporter: InMemorySpanExporter) -> trace.Tracer:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider.get_tracer("agentos.worker")
+    return provider.get_tracer(TRACER_NAME)

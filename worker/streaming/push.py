@@ -51,9 +51,9 @@ from worker.telemetry.metrics import (
     STREAM_PUSH_CONNECTIONS,
     WEBSOCKET_CONNECTIONS,
 )
+from worker.telemetry.tracing import TRACER_NAME
 
 log = get_logger(__name__)
-TRACER_NAME = "agentos.worker"
 _MAX_UNCONFIRMED_PINGS = 32
 _PING_EVERY = 64
 _HEARTBEAT = 20.0  # seconds of silence before a keepalive ping (a dead peer: no pong in half)
