@@ -38,11 +38,8 @@ class Jobs:
     js: JetStreamContext
     tasks: TaskStore
     dead_letters: DeadLetters
-    outbox: CallbackOutbox
-    runner: JobRunner
     control: JobControl
     policy: CallbackPolicy
-    breakers: CallbackBreakers
 
     async def submit(self, task: TaskMessage, *, raw: bytes) -> TaskRecord:
         """Publish a job as the Go side would (for clients without NATS); returns its record."""
@@ -139,11 +136,8 @@ async def running_jobs(
         js=js,
         tasks=tasks,
         dead_letters=DeadLetters(js=js, stream=settings.dlq_stream, subject=settings.dlq_subject),
-        outbox=outbox,
-        runner=runner,
         control=control,
         policy=policy,
-        breakers=breakers,
     )
     await outbox.start()
     await control.start()
