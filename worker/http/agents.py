@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import trace
@@ -133,12 +131,10 @@ async def invoke_agent(request: web.Request) -> web.Response:
             result = await runtime.invoke(agent, value, time_limit=remaining)
         else:
             result = await thread_runs.invoke(agent, value, thread, time_limit=remaining)
-    return web.Response(
-        body=dumps(answer(result, agent.record, svc)), content_type="application/json"
-    )
+    return answer(result, agent.record, svc)
 
 
-def answer(result: RunResult, record: AgentRecord, svc: Services) -> dict[str, Any]:
+def answer(result: RunResult, record: AgentRecord, svc: Services) -> web.Response:
     """The invoke answer for ``result`` (the ``InvokeResponse`` shape), also the resume's."""
     # Written directly rather than as an InvokeResponse: every value is already checked, and a
     # model built only to be serialised costs more than the rest of the invoke handler.
@@ -156,7 +152,7 @@ def answer(result: RunResult, record: AgentRecord, svc: Services) -> dict[str, A
         metadata["thread_id"] = result.thread_id
     if result.status == "interrupted":
         body["interrupt"] = result.interrupt
-    return body
+    return web.Response(body=dumps(body), content_type="application/json")
 
 
 ROUTES: list[tuple[Operation, Handler]] = [

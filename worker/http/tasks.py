@@ -14,6 +14,7 @@ from worker.http.openapi import Operation
 from worker.http.state import json_response, services
 from worker.jobs.dead_letters import DeadLetterList, ReplayResult
 from worker.jobs.models import MessageRejected, TaskAccepted, TaskMessage, TaskView, parse_task
+from worker.jobs.results import Stored
 from worker.jobs.service import Jobs
 from worker.outbound.ssrf import CallbackRefused
 
@@ -49,12 +50,17 @@ async def submit_task(request: web.Request) -> web.Response:
     )
 
 
-async def get_task(request: web.Request) -> web.Response:
-    """A job's state, attempts, timestamps and result or error."""
-    task_id = request.match_info["task_id"]
-    stored = await _jobs(request).tasks.get(task_id)
+async def _stored(jobs: Jobs, task_id: str) -> Stored:
+    """The stored record of ``task_id`` (404 ``task_not_found`` if none)."""
+    stored = await jobs.tasks.get(task_id)
     if stored is None:
         raise NotFound(f"task {task_id!r} not found", code="task_not_found")
+    return stored
+
+
+async def get_task(request: web.Request) -> web.Response:
+    """A job's state, attempts, timestamps and result or error."""
+    stored = await _stored(_jobs(request), request.match_info["task_id"])
     return json_response(TaskView.of(stored.record))
 
 
@@ -62,16 +68,14 @@ async def cancel_task(request: web.Request) -> web.Response:
     """Cancel a job wherever it is; its callback reports ``cancelled``."""
     jobs = _jobs(request)
     task_id = request.match_info["task_id"]
-    stored = await jobs.tasks.get(task_id)
-    if stored is None:
-        raise NotFound(f"task {task_id!r} not found", code="task_not_found")
+    stored = await _stored(jobs, task_id)
     if stored.record.status.final:
         raise Conflict(
             f"task {task_id!r} is already {stored.record.status.value}", code="task_finished"
         )
     await jobs.control.request_cancel(task_id)
-    stored = await jobs.tasks.get(task_id)
-    view = TaskView.of(stored.record) if stored else None
+    after = await jobs.tasks.get(task_id)
+    view = TaskView.of(after.record) if after else None
     return json_response(view, status=202)
 
 

@@ -10,7 +10,6 @@ from aiohttp.typedefs import Handler
 
 from worker.agents import thread_runs
 from worker.errors import BadRequest, Conflict
-from worker.gojson import dumps
 from worker.http.agents import answer
 from worker.http.auth.scopes import Scope
 from worker.http.middleware import read_json
@@ -41,11 +40,8 @@ async def create_thread(request: web.Request) -> web.Response:
     if request.can_read_body:
         body = CreateThread.model_validate(await read_json(request))
     record = await services(request).thread_store().create(body.thread_id, metadata=body.metadata)
-    return web.Response(
-        status=201,
-        body=dumps(record.to_json()),
-        content_type="application/json",
-        headers={"Location": f"/v1/threads/{record.thread_id}"},
+    return json_response(
+        record.to_json(), status=201, headers={"Location": f"/v1/threads/{record.thread_id}"}
     )
 
 
@@ -95,9 +91,7 @@ async def resume_thread(request: web.Request) -> web.Response:
     agent = await svc.store.resolve(agent_id)
     async with svc.limiter.slot(svc.time_limit(body.timeout)) as remaining:
         result = await thread_runs.invoke(agent, None, on, time_limit=remaining)
-    return web.Response(
-        body=dumps(answer(result, agent.record, svc)), content_type="application/json"
-    )
+    return answer(result, agent.record, svc)
 
 
 async def _last_agent(threads: ThreadStore, thread_id: str) -> str:
