@@ -11,7 +11,8 @@ token would be reported twice.)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -98,6 +99,15 @@ class GuardedChatModel(BaseChatModel):
         retry_after = self.guard.unavailable_for(exc) if self.guard is not None else None
         failures.append(ProviderFailure(self.provider, exc, retry_after))
 
+    @contextmanager
+    def _reporting_failure(self) -> Iterator[None]:
+        """Report to the chain a call that raised (``_failed``), then let the error go on."""
+        try:
+            yield
+        except BaseException as exc:
+            self._failed(exc)
+            raise
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -109,11 +119,8 @@ class GuardedChatModel(BaseChatModel):
             return self.inner._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
         check_stopped()
-        try:
+        with self._reporting_failure():
             result = call() if self.guard is None else self.guard.call_sync(call)
-        except BaseException as exc:
-            self._failed(exc)
-            raise
         self._answered(result)
         return result
 
@@ -128,11 +135,8 @@ class GuardedChatModel(BaseChatModel):
             return self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
         check_stopped()
-        try:
+        with self._reporting_failure():
             result: ChatResult = await (call() if self.guard is None else self.guard.call(call))
-        except BaseException as exc:
-            self._failed(exc)
-            raise
         self._answered(result)
         return result
 
@@ -194,42 +198,41 @@ class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):
             guards.append(guard)
         return ChainCheck(guards).refusal()
 
-    async def ainvoke(
-        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> BaseMessage:
+    def _refuse_if_all_open(self) -> None:
         refused = self._all_open()
         if refused is not None:
             raise refused
+
+    @contextmanager
+    def _one_call(self) -> Iterator[None]:
+        """One whole call of the chain: refused at once when every breaker is open, else its
+        providers' failures collected and, if they all failed, turned into one error."""
+        self._refuse_if_all_open()
         failures: list[ProviderFailure] = []
         token = _FAILURES.set(failures)
         try:
-            return await super().ainvoke(input, config, **kwargs)
+            yield
         except Exception as exc:
             raise exhausted(exc, failures) from exc
         finally:
             _FAILURES.reset(token)
+
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> BaseMessage:
+        with self._one_call():
+            return await super().ainvoke(input, config, **kwargs)
 
     def invoke(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> BaseMessage:
-        refused = self._all_open()
-        if refused is not None:
-            raise refused
-        failures: list[ProviderFailure] = []
-        token = _FAILURES.set(failures)
-        try:
+        with self._one_call():
             return super().invoke(input, config, **kwargs)
-        except Exception as exc:
-            raise exhausted(exc, failures) from exc
-        finally:
-            _FAILURES.reset(token)
 
     async def astream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[BaseMessage]:
-        refused = self._all_open()
-        if refused is not None:
-            raise refused
+        self._refuse_if_all_open()
         failures: list[ProviderFailure] = []
         # Set, not reset with a token: a generator may be resumed in another context. Every
         # provider is tried before the first chunk comes out, all within this first step.
