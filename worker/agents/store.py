@@ -22,7 +22,6 @@ from langchain_core.runnables import Runnable
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import (
-    BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
@@ -32,6 +31,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.registry import AgentTypeRegistry
 from worker.agents.thread_graph import ThreadGraph
+from worker.broker.jetstream import ensure_bucket
 from worker.errors import BadRequest, Conflict, NotFound
 from worker.resilience.admission import Admission, AdmissionRecorder
 from worker.telemetry.logs import get_logger
@@ -172,18 +172,16 @@ class AgentStore:
 
     async def start(self, *, sync_timeout: float = 10.0) -> None:
         """Open (or create) the bucket and load the pool's agents into the local view."""
-        try:
-            self._kv = await self._js.key_value(self._bucket)
-        except BucketNotFoundError:
-            self._kv = await self._js.create_key_value(
-                config=KeyValueConfig(
-                    bucket=self._bucket,
-                    description="AgentOS agents, shared by every worker of the pool",
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=self._replicas,
-                )
-            )
+        self._kv = await ensure_bucket(
+            self._js,
+            KeyValueConfig(
+                bucket=self._bucket,
+                description="AgentOS agents, shared by every worker of the pool",
+                history=1,
+                storage=StorageType.FILE,
+                replicas=self._replicas,
+            ),
+        )
         self._watch_task = asyncio.create_task(self._watch(), name="agent-store-watch")
         await asyncio.wait_for(self._synced.wait(), sync_timeout)
 
