@@ -7,12 +7,13 @@ Built-in types are registered here; third-party types plug in through the entry-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from langchain_core.runnables import Runnable
 
+from worker.agents._by_name import ByName
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.types import BUILTIN_TYPES
 from worker.errors import BadRequest
@@ -24,19 +25,10 @@ ENTRY_POINT_GROUP = "agentos.agent_types"
 log = get_logger(__name__)
 
 
-class AgentTypeRegistry:
-    """The agent types this worker knows, by name."""
+class AgentTypeRegistry(ByName[AgentType]):
+    """The agent types this worker knows, by name (``register`` refuses a taken name)."""
 
-    def __init__(self, types: Iterable[AgentType] = ()) -> None:
-        self._types: dict[str, AgentType] = {}
-        for agent_type in types:
-            self.register(agent_type)
-
-    def register(self, agent_type: AgentType) -> None:
-        """Add a type; a second type with the same name is refused."""
-        if agent_type.name in self._types:
-            raise ValueError(f"agent type {agent_type.name!r} is registered twice")
-        self._types[agent_type.name] = agent_type
+    kind = "agent type"
 
     @classmethod
     def discover(cls) -> AgentTypeRegistry:
@@ -58,16 +50,12 @@ class AgentTypeRegistry:
     def get(self, name: str) -> AgentType:
         """The type named ``name`` (400 ``unknown_agent_type`` if none)."""
         try:
-            return self._types[name]
+            return self._by_name[name]
         except KeyError:
             raise BadRequest(
-                f"unknown agent type {name!r}; known: {', '.join(sorted(self._types))}",
+                f"unknown agent type {name!r}; known: {', '.join(sorted(self._by_name))}",
                 code="unknown_agent_type",
             ) from None
-
-    def names(self) -> list[str]:
-        """Registered type names, sorted."""
-        return sorted(self._types)
 
     def build(
         self,
@@ -80,4 +68,4 @@ class AgentTypeRegistry:
         return agent_type.build(agent_type.parse_config(raw_config), ctx or BuildContext())
 
     def __iter__(self) -> Any:
-        return iter(self._types[name] for name in self.names())
+        return iter(self._by_name[name] for name in self.names())

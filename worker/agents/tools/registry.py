@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
+from worker.agents._by_name import ByName
 from worker.agents.imports import invalid, load
 from worker.agents.tools.calculator import calculator_tool
 from worker.agents.tools.clock import current_time_tool
@@ -48,19 +49,10 @@ def _builtin_tools() -> tuple[BaseTool, ...]:
     return (calculator_tool(), current_time_tool())
 
 
-class ToolRegistry:
-    """The tools this worker offers its agents, by name."""
+class ToolRegistry(ByName[BaseTool]):
+    """The tools this worker offers its agents, by name (``register`` refuses a taken name)."""
 
-    def __init__(self, tools: Iterable[BaseTool] = ()) -> None:
-        self._tools: dict[str, BaseTool] = {}
-        for tool in tools:
-            self.register(tool)
-
-    def register(self, tool: BaseTool) -> None:
-        """Add a tool; a second tool with the same name is refused."""
-        if tool.name in self._tools:
-            raise ValueError(f"tool {tool.name!r} is registered twice")
-        self._tools[tool.name] = tool
+    kind = "tool"
 
     @classmethod
     def builtin(cls) -> ToolRegistry:
@@ -95,18 +87,14 @@ class ToolRegistry:
         unknown = [
             {"field": f"config.tools.{i}", "message": f"unknown tool {name!r}"}
             for i, name in enumerate(names)
-            if name not in self._tools
+            if name not in self._by_name
         ]
         if unknown:
-            missing = [repr(n) for n in names if n not in self._tools]
+            missing = [repr(n) for n in names if n not in self._by_name]
             raise BadRequest(
                 f"unknown tool{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                 f"known: {', '.join(self.names())}",
                 code="unknown_tool",
                 details=unknown,
             )
-        return [self._tools[name] for name in names]
-
-    def names(self) -> list[str]:
-        """Registered tool names, sorted."""
-        return sorted(self._tools)
+        return [self._by_name[name] for name in names]
