@@ -155,16 +155,33 @@ class FrameCallbacks(BaseCallbackHandler):
         else:
             self._loop.call_soon_threadsafe(self._emit, draft)
 
-    def _step(self, event: FrameEvent, message: str, data: dict[str, Any]) -> None:
+    def _step(
+        self,
+        message: str,
+        *,
+        event: FrameEvent | None = None,
+        data: dict[str, Any] | None = None,
+        partial_result: Any = None,
+    ) -> None:
+        """Send a ``processing`` frame at the run's current progress."""
         self._send(
             Draft(
                 status=PROCESSING,
                 progress=self.progress,
                 message=message,
+                partial_result=partial_result,
                 event=event,
                 data=data,
             )
         )
+
+    def _tool_data(self, run_id: UUID) -> tuple[str, dict[str, Any]]:
+        """The ending tool run's name, and the ``data`` that names it (and its call id)."""
+        name, call_id = self._tools.pop(run_id, ("tool", None))
+        data: dict[str, Any] = {"tool": name}
+        if call_id is not None:
+            data["tool_call_id"] = call_id
+        return name, data
 
     def on_llm_new_token(
         self,
@@ -179,15 +196,7 @@ class FrameCallbacks(BaseCallbackHandler):
         """A streamed token: one frame with its text."""
         text = _token_text(token, chunk)
         if text:
-            self._send(
-                Draft(
-                    status=PROCESSING,
-                    progress=self.progress,
-                    message=TOKEN_MESSAGE,
-                    partial_result=text,
-                    event=TOKEN,
-                )
-            )
+            self._step(TOKEN_MESSAGE, event=TOKEN, partial_result=text)
 
     def on_custom_event(
         self,
@@ -204,13 +213,9 @@ class FrameCallbacks(BaseCallbackHandler):
             return
         fields = data if isinstance(data, dict) else {}
         self.progress = _progress(fields.get("progress"), self.progress)
-        self._send(
-            Draft(
-                status=PROCESSING,
-                progress=self.progress,
-                message=str(fields.get("message") or "Processing"),
-                partial_result=fields.get("partial_result"),
-            )
+        self._step(
+            str(fields.get("message") or "Processing"),
+            partial_result=fields.get("partial_result"),
         )
 
     def on_tool_start(
@@ -232,25 +237,19 @@ class FrameCallbacks(BaseCallbackHandler):
         data: dict[str, Any] = {"tool": name, "input": input_str if inputs is None else inputs}
         if call_id is not None:
             data["tool_call_id"] = call_id
-        self._step(TOOL_START, f"Calling tool {name}", data)
+        self._step(f"Calling tool {name}", event=TOOL_START, data=data)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool returned: ``tool_end`` with its output as (capped) text."""
-        name, call_id = self._tools.pop(run_id, ("tool", None))
-        data: dict[str, Any] = {"tool": name}
-        if call_id is not None:
-            data["tool_call_id"] = call_id
+        name, data = self._tool_data(run_id)
         _put_capped(data, "output", _output_text(output), self._max_output)
-        self._step(TOOL_END, f"Tool {name} finished", data)
+        self._step(f"Tool {name} finished", event=TOOL_END, data=data)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool raised: ``tool_error`` with the error as (capped) text."""
-        name, call_id = self._tools.pop(run_id, ("tool", None))
-        data: dict[str, Any] = {"tool": name}
-        if call_id is not None:
-            data["tool_call_id"] = call_id
+        name, data = self._tool_data(run_id)
         _put_capped(data, "error", f"{type(error).__name__}: {error}", self._max_output)
-        self._step(TOOL_ERROR, f"Tool {name} failed", data)
+        self._step(f"Tool {name} failed", event=TOOL_ERROR, data=data)
 
     def on_chain_start(
         self,
@@ -280,7 +279,7 @@ class FrameCallbacks(BaseCallbackHandler):
         if self._nodes:
             node = self._nodes.pop(run_id, None)
             if node is not None:
-                self._step(NODE, f"Node {node} finished", {"node": node})
+                self._step(f"Node {node} finished", event=NODE, data={"node": node})
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A node raised; if it was LangGraph's ``GraphInterrupt``, ``interrupt`` per question."""

@@ -66,8 +66,26 @@ def parse_ts(text: str) -> float:
         return 0.0
 
 
+class _Kind:
+    """What a draft and a published frame both tell from their ``status`` and ``event``."""
+
+    __slots__ = ()
+    status: str
+    event: str | None
+
+    @property
+    def final(self) -> bool:
+        """True for ``completed``, ``failed``, ``cancelled`` and ``interrupted``."""
+        return self.status in FINAL
+
+    @property
+    def coalescible(self) -> bool:
+        """True for a plain or ``token`` ``processing`` frame (see ``coalescible``)."""
+        return coalescible(self.status, self.event)
+
+
 @dataclass(slots=True, kw_only=True)
-class Draft:
+class Draft(_Kind):
     """A frame before publication: everything but ``task_id``, ``seq`` and ``attempt``."""
 
     status: str
@@ -82,16 +100,6 @@ class Draft:
     """On an ``interrupted`` frame: what the run asks."""
     ts: str = field(default_factory=now_ts)
     coalesced: int = 1
-
-    @property
-    def final(self) -> bool:
-        """True for ``completed``, ``failed``, ``cancelled`` and ``interrupted``."""
-        return self.status in FINAL
-
-    @property
-    def coalescible(self) -> bool:
-        """True for a plain or ``token`` ``processing`` draft (see ``coalescible``)."""
-        return coalescible(self.status, self.event)
 
     def absorb(self, newer: Draft) -> None:
         """Coalesce ``newer`` (a later coalescible draft) into this coalescible one."""
@@ -135,7 +143,7 @@ def merge_partial(older: Any, newer: Any) -> Any:
     return older if newer is None else newer
 
 
-class WireFrame:
+class WireFrame(_Kind):
     """A published frame as readers pass it on: its bytes, plus the routing fields."""
 
     __slots__ = (
@@ -186,16 +194,6 @@ class WireFrame:
         if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
             raise ValueError("not a frame")
         return cls(data, body, sseq=sseq)
-
-    @property
-    def final(self) -> bool:
-        """True for ``completed``, ``failed``, ``cancelled`` and ``interrupted``."""
-        return self.status in FINAL
-
-    @property
-    def coalescible(self) -> bool:
-        """True for a plain or ``token`` ``processing`` frame (see ``coalescible``)."""
-        return coalescible(self.status, self.event)
 
     @property
     def first_seq(self) -> int:
