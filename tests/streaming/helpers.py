@@ -64,6 +64,17 @@ async def sse_frames(
     return frames
 
 
+async def ws_frames(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """The frames of a WebSocket up to and including the first final one."""
+    frames = []
+    async for msg in ws:
+        assert msg.type == aiohttp.WSMsgType.TEXT
+        frames.append(orjson.loads(msg.data))
+        if frames[-1].get("status") in {"completed", "failed", "cancelled"}:
+            break
+    return frames
+
+
 def assert_run(frames: list[dict[str, Any]], *, first: int = 1, final: str = "completed") -> None:
     """seq without gaps from ``first``, ``started`` first (if from 1), one final frame last."""
     assert [f["seq"] for f in frames] == list(range(first, first + len(frames))), frames

@@ -15,8 +15,13 @@ from nats.aio.client import Client
 
 from tests.conftest import SpawnWorker
 from tests.jobs.conftest import record_in
-from tests.streaming.helpers import assert_run, create_agent, push_receiver, sse_frames
-from tests.streaming.test_endpoints import ws_frames
+from tests.streaming.helpers import (
+    assert_run,
+    create_agent,
+    push_receiver,
+    sse_frames,
+    ws_frames,
+)
 from worker.agents.fake_model import split_tokens
 from worker.testing import NatsServer, WorkerProcess, wait_for
 

@@ -1,19 +1,19 @@
-"""The streaming endpoints of real worker processes, with real clients over real sockets."""
+"""The streaming door of ``worker.http.streams`` in real worker processes, with real clients
+over real sockets: ``POST /v1/agents/{id}/stream`` (SSE) and ``/v1/tasks/{id}/events`` (SSE or
+WebSocket, from any worker)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from typing import Any
 
 import aiohttp
 import nats as nats_client
 import orjson
-import pytest
 
 from tests.conftest import SpawnWorker
-from tests.streaming.helpers import assert_run, create_agent, sse_frames
+from tests.streaming.helpers import assert_run, create_agent, sse_frames, ws_frames
 from worker.agents.fake_model import split_tokens
 from worker.streaming.frames import STARTED, Draft
 from worker.streaming.hub import StreamOptions
@@ -22,16 +22,6 @@ from worker.testing import NatsServer, WorkerProcess, wait_for
 
 REPLY = "Streaming works token by token."
 LIMITS = StreamOptions().limits
-
-
-async def ws_frames(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
-    frames = []
-    async for msg in ws:
-        assert msg.type == aiohttp.WSMsgType.TEXT
-        frames.append(orjson.loads(msg.data))
-        if frames[-1].get("status") in {"completed", "failed", "cancelled"}:
-            break
-    return frames
 
 
 async def test_post_stream_answers_sse_with_the_model_tokens(
@@ -75,58 +65,6 @@ async def test_watchers_on_another_worker_replay_then_follow_live(
     assert over_sse == everything[5:]
 
 
-async def test_chat_socket_runs_each_input_and_reports_bad_input(
-    worker: WorkerProcess, http: aiohttp.ClientSession
-) -> None:
-    config = {"model": {"provider": "fake", "responses": [REPLY], "token_delay": "20ms"}}
-    agent_id = await create_agent(http, worker.url, "chat", config)
-    url = f"{worker.url}/v1/agents/{agent_id}/ws"
-    async with http.ws_connect(url, protocols=("agentos.v1",)) as ws:
-        assert ws.protocol == "agentos.v1"
-        await ws.send_str("{not json")
-        err = orjson.loads((await ws.receive()).data)["error"]
-        assert err["code"] == "malformed_json"
-        await ws.send_str('{"input": "hi", "bogus": 1}')
-        err = orjson.loads((await ws.receive()).data)["error"]
-        assert err["code"] == "validation_error"
-        assert err["details"][0]["field"] == "bogus"
-        await ws.send_str("{}")
-        assert orjson.loads((await ws.receive()).data)["error"]["code"] == "validation_error"
-
-        await ws.send_str('{"input": "first"}')
-        first = orjson.loads((await ws.receive()).data)
-        assert first["status"] == "started"
-        await ws.send_str('{"input": "second"}')  # one run at a time
-        busy = orjson.loads((await ws.receive()).data)
-        while "error" not in busy:
-            busy = orjson.loads((await ws.receive()).data)
-        assert busy["error"]["code"] == "busy"
-        await ws.send_str('{"Cancel": true}')
-        rest = await ws_frames(ws)
-        assert rest[-1]["status"] == "cancelled"
-
-        await ws.send_str('{"Input": "again"}')  # Go-style keys work too
-        frames = await ws_frames(ws)
-        assert_run(frames)
-        assert frames[-1]["result"] == REPLY
-
-        await ws.send_bytes(b"\x00\x01")
-        msg = await ws.receive()
-        assert msg.type == aiohttp.WSMsgType.CLOSE
-        assert ws.close_code == 1003
-
-    async with http.ws_connect(url) as ws:
-        await ws.send_str('{"input": "' + "x" * (70 << 10) + '"}')
-        msg = await ws.receive()
-        assert msg.type == aiohttp.WSMsgType.CLOSE
-        assert ws.close_code == 1009
-
-    # The worker keeps serving.
-    async with http.ws_connect(url) as ws:
-        await ws.send_str('{"input": "still there?"}')
-        assert_run(await ws_frames(ws))
-
-
 async def test_events_socket_refuses_input_and_unknown_tasks(
     worker: WorkerProcess, http: aiohttp.ClientSession
 ) -> None:
@@ -155,35 +93,6 @@ async def test_events_socket_refuses_input_and_unknown_tasks(
                 pass
             assert ws.close_code == 1003
         run.close()
-
-
-async def test_websocket_upgrade_needs_a_token_in_a_header_or_a_subprotocol(
-    spawn_worker: SpawnWorker, http: aiohttp.ClientSession
-) -> None:
-    token = "s3cret/token+with=odd chars"  # noqa: S105 - a test token
-    w = spawn_worker({"WORKER_AUTH_TOKENS": token})
-    auth = {"Authorization": f"Bearer {token}"}
-    async with http.post(f"{w.url}/v1/agents", json={"type": "echo"}, headers=auth) as resp:
-        agent_id = (await resp.json())["id"]
-    url = f"{w.url}/v1/agents/{agent_id}/ws"
-    async with http.get(url, headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as resp:
-        assert resp.status == 401
-        assert (await resp.json())["error"]["code"] == "unauthorized"
-    wrong = base64.urlsafe_b64encode(b"nope").decode().rstrip("=")
-    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await http.ws_connect(url, protocols=("agentos.v1", f"base64url.bearer.agentos.{wrong}"))
-    assert refused.value.status == 401
-    good = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
-    async with http.ws_connect(
-        url, protocols=("agentos.v1", f"base64url.bearer.agentos.{good}")
-    ) as ws:
-        assert ws.protocol == "agentos.v1"
-        await ws.send_str('{"input": {"a": 1}}')
-        frames = await ws_frames(ws)
-        assert frames[-1]["result"] == {"a": 1}
-    async with http.ws_connect(url, headers=auth) as ws:
-        await ws.send_str('{"input": 2}')
-        assert (await ws_frames(ws))[-1]["result"] == 2
 
 
 async def _open_sockets(http: aiohttp.ClientSession, url: str) -> float:
