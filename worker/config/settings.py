@@ -1,14 +1,13 @@
-"""The one settings object: ``WORKER_*`` variables and the matching command-line flags.
+"""``Settings``: every ``WORKER_*`` variable and the matching command-line flag, checked.
 
 Built once at start (``Settings.load``); nothing reads the environment after that. A bad value
-stops start-up with a message naming the variable and the flag.
+stops start-up with a message naming the variable and the flag (``describe_errors``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import socket
 import sys
 import uuid
@@ -16,89 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.config.checks import NATS_SECURITY, check_http_access, check_nats_access
+from worker.config.values import ENV_PREFIX, ImportRef, import_refs, split_csv
 from worker.durations import SettingDuration
-
-ENV_PREFIX = "WORKER_"
 
 
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "agentos-worker"
-
-
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-class ConfigError(Exception):
-    """A setting's value cannot be used, found at start after parsing (an import path that
-    does not import). The message names the variable and the entry; start-up stops."""
-
-
-_IMPORT_REF = re.compile(
-    r"^(?P<name>[A-Za-z0-9_-]{1,64})=(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
-    r":(?P<attribute>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
-)
-
-
-class ImportRef(BaseModel):
-    """One ``name=package.module:attribute`` entry of a list setting (``WORKER_AGENT_TYPES``)."""
-
-    model_config = ConfigDict(frozen=True)
-    name: str
-    module: str
-    attribute: str
-
-    def __str__(self) -> str:
-        return f"{self.name}={self.module}:{self.attribute}"
-
-
-def _import_refs(value: object) -> object:
-    entries = _split_csv(value)
-    if not isinstance(entries, list):
-        return entries
-    refs: list[object] = []
-    for entry in entries:
-        if not isinstance(entry, str):
-            refs.append(entry)
-            continue
-        match = _IMPORT_REF.match(entry.replace(" ", ""))
-        if match is None:
-            raise ValueError(f"entry {entry!r} is not name=package.module:attribute")
-        refs.append(match.groupdict())
-    names = [r["name"] if isinstance(r, dict) else getattr(r, "name", None) for r in refs]
-    twice = sorted({n for n in names if names.count(n) > 1 and n is not None})
-    if twice:
-        raise ValueError(f"name {twice[0]!r} is given twice")
-    return refs
-
-
-# The ways to authenticate to NATS (a worker uses one at most), by the variables of each.
-_NATS_AUTH = {
-    "WORKER_NATS_CREDS": ("nats_creds",),
-    "WORKER_NATS_NKEY_SEED": ("nats_nkey_seed",),
-    "WORKER_NATS_USER/WORKER_NATS_PASSWORD": ("nats_user", "nats_password"),
-    "WORKER_NATS_TOKEN": ("nats_token",),
-}
-_NATS_SECURITY = [f for fields in _NATS_AUTH.values() for f in fields] + [
-    "nats_tls_ca",
-    "nats_tls_cert",
-    "nats_tls_key",
-    "nats_tls_server_name",
-]
 
 
 class Settings(BaseSettings):
@@ -377,14 +304,14 @@ class Settings(BaseSettings):
     @field_validator("auth_tokens", "callback_allow", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("agent_types", "tools", mode="before")
     @classmethod
     def _refs(cls, value: object) -> object:
-        return _import_refs(value)
+        return import_refs(value)
 
-    @field_validator(*_NATS_SECURITY, mode="before")
+    @field_validator(*NATS_SECURITY, mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # A Kubernetes manifest often sets a variable to "" to mean "none" (and "" as a Path
@@ -401,27 +328,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _protected_mode(self) -> Settings:
-        if (
-            not self.auth_tokens
-            and not self.jwt_enabled
-            and not self.allow_unauthenticated
-            and not _is_loopback(self.http_host)
-        ):
-            raise ValueError(
-                f"refusing to listen on {self.http_host} without authentication: set "
-                "WORKER_AUTH_TOKENS or JWT keys (WORKER_JWT_SECRET, WORKER_JWT_PUBLIC_KEY_FILE, "
-                "WORKER_JWT_JWKS_FILE), or WORKER_ALLOW_UNAUTHENTICATED=true if this is intended"
-            )
-        if self.jwt_enabled and (not self.jwt_issuer or not self.jwt_audience):
-            raise ValueError(
-                "JWT keys are set but WORKER_JWT_ISSUER and WORKER_JWT_AUDIENCE are not both: "
-                "without them a token minted for another service would be accepted"
-            )
+        check_http_access(
+            host=self.http_host,
+            static_tokens=bool(self.auth_tokens),
+            jwt=self.jwt_enabled,
+            jwt_issuer=self.jwt_issuer,
+            jwt_audience=self.jwt_audience,
+            unauthenticated_allowed=self.allow_unauthenticated,
+        )
         if self.invoke_timeout > self.max_invoke_timeout:
             raise ValueError("WORKER_INVOKE_TIMEOUT is larger than WORKER_MAX_INVOKE_TIMEOUT")
         if self.thread_lease_ttl >= self.thread_retention:
             raise ValueError("WORKER_THREAD_LEASE_TTL is not shorter than WORKER_THREAD_RETENTION")
-        _check_nats_access(self)
+        check_nats_access({f: getattr(self, f) for f in NATS_SECURITY}, embedded=self.embedded_nats)
         return self
 
     @property
@@ -450,34 +369,6 @@ class Settings(BaseSettings):
             return cls(_cli_parse_args=args)
         except ValidationError as exc:
             raise SystemExit(describe_errors(exc)) from None
-
-
-def _check_nats_access(s: Settings) -> None:
-    """One way to authenticate to NATS, complete pairs, and none of it for the embedded server."""
-    chosen = [name for name, fields in _NATS_AUTH.items() if any(getattr(s, f) for f in fields)]
-    if len(chosen) > 1:
-        named = ", ".join(chosen[:-1]) + " and " + chosen[-1]
-        both = "both" if len(chosen) == 2 else "all"
-        raise ValueError(f"{named} are {both} set: authenticate to NATS one way only")
-    if (s.nats_user is None) != (s.nats_password is None):
-        raise ValueError("WORKER_NATS_USER and WORKER_NATS_PASSWORD go together: set both")
-    if (s.nats_tls_cert is None) != (s.nats_tls_key is None):
-        raise ValueError("WORKER_NATS_TLS_CERT and WORKER_NATS_TLS_KEY go together: set both")
-    given = [f for f in _NATS_SECURITY if getattr(s, f) is not None]
-    if s.embedded_nats and given:
-        raise ValueError(
-            f"{ENV_PREFIX}{given[0].upper()} is set but WORKER_NATS_URL is not: the embedded "
-            "nats-server takes no credentials or TLS; set WORKER_NATS_URL to a secured server"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    if host in {"localhost", ""}:
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def describe_errors(exc: ValidationError) -> str:
