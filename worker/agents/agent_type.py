@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import Runnable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from worker.agents.accounting.prices import PriceTable
 from worker.agents.thread_graph import ThreadGraph
 from worker.agents.tools import ToolRegistry
 from worker.errors import BadRequest, validation_details
@@ -40,6 +41,11 @@ class BuildContext:
     checkpointer: BaseCheckpointSaver[Any] | None = None
     """The pool's thread checkpointer (``worker.threads``), which ``on_thread`` builders compile
     their graphs with; None where the worker keeps no threads."""
+    prices: PriceTable = field(default_factory=PriceTable)
+    """The operator's price table (``WORKER_PRICES_FILE``), which prices every run's usage."""
+    accounting: bool = True
+    """Count what runs spend (``WORKER_ACCOUNTING``); off, runs report no usage and agents'
+    limits are not enforced."""
 
     def requires(self, chain: ProviderChain) -> None:
         """Declare that every run of the agent being built calls ``chain``, so that runs are
@@ -68,6 +74,14 @@ class AgentType:
     """Builds the agent as it runs on a conversation thread, from the same config and a context
     whose ``checkpointer`` is set; None for a type that keeps no thread (a run naming one gets
     400 ``threads_unsupported``)."""
+    usage_from: Literal["providers", "callbacks"] = "callbacks"
+    """How its runs' spending is counted (``worker.agents.accounting``). ``providers``: every
+    model it calls is one of the worker's providers (``providers.build_provider``), which
+    report to the run's scope themselves, and it calls no tools, so nothing is attached to its
+    runs (``chat``; ``echo`` and ``steps``, which call no model at all). ``callbacks``, the
+    default, for a type whose calls are not all known: a callback handler hears the models it
+    calls that are not the worker's providers, and its tools (``agent``, import-path graphs,
+    plugins)."""
     _input: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

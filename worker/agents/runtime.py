@@ -1,5 +1,5 @@
-"""Running an agent: a deadline, metrics, and error mapping. (A run on a conversation thread
-goes through ``worker.agents.thread_runs``, which calls ``execute`` too.)"""
+"""Running an agent: a deadline, metrics, usage accounting, and error mapping. (A run on a
+conversation thread goes through ``worker.agents.thread_runs``, which calls ``execute`` too.)"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 
+from worker.agents.accounting import UsageCallbacks, UsageTracker
 from worker.agents.store import ResolvedAgent
 from worker.errors import AgentFailed, DeadlineExceeded, WorkerError
 from worker.resilience.scope import run_scope
@@ -40,6 +41,9 @@ class RunResult:
     """What an interrupted run asks: ``{"id", "value"}`` per ``interrupt()`` pending."""
     thread_id: str | None = None
     """The conversation thread the run continued, if any."""
+    spent: dict[str, Any] | None = None
+    """What the run spent (``UsageTracker.to_json``: ``usage``, and ``time_to_first_token``
+    when it streamed tokens), keys to merge into its metadata; None with accounting off."""
 
     @property
     def interrupt(self) -> Any:
@@ -61,8 +65,10 @@ async def invoke(
     time_limit: float,
     run_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
+    tracker: UsageTracker | None = None,
 ) -> RunResult:
-    """Run ``agent`` on ``value`` within ``time_limit`` seconds (``run_id``: see ``execute``).
+    """Run ``agent`` on ``value`` within ``time_limit`` seconds (``run_id``, ``tracker``: see
+    ``execute``).
 
     A Runnable with no async implementation is run by LangChain in the loop's default executor,
     which the server replaces with a bounded pool at start, so it never blocks the event loop.
@@ -71,7 +77,9 @@ async def invoke(
     async def work(config: RunnableConfig) -> Any:
         return await agent.runnable.ainvoke(value, config)
 
-    return await execute(agent, work, time_limit=time_limit, run_id=run_id, tags=tags)
+    return await execute(
+        agent, work, time_limit=time_limit, run_id=run_id, tags=tags, tracker=tracker
+    )
 
 
 async def execute(
@@ -81,13 +89,17 @@ async def execute(
     time_limit: float,
     run_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
+    tracker: UsageTracker | None = None,
 ) -> RunResult:
-    """Do ``work`` for one run of ``agent``: its config, deadline, metrics and error mapping.
+    """Do ``work`` for one run of ``agent``: its config, deadline, metrics, usage and error
+    mapping.
 
     ``invoke`` passes ``ainvoke``; the streaming door passes one that also turns the run's
     callbacks into frames, so both share one set of limits and metrics. ``run_id`` (a fresh
     one when not given) is the run's one id: LangChain's run id, which its callbacks and
-    tracers see, and ``RunResult.run_id``.
+    tracers see, and ``RunResult.run_id``. ``tracker`` (one of the agent's, ``tracker()``,
+    when not given) counts what the run spends; a caller that passes its own reads it after a
+    run that raised, which spent all the same. It is closed when the run ends.
     """
     if agent.admission is not None:
         # Every provider it needs is down: 503 (a job: handed back) without starting the run.
@@ -100,12 +112,20 @@ async def execute(
         "tags": tags or [],
         "metadata": {"agent_id": agent.record.id, "agent_type": agent_type},
     }
+    if tracker is None:
+        tracker = agent.tracker()
+    if tracker is not None:
+        tracker.begin()
+        # The worker's providers report to the tracker through the run's scope; a handler is
+        # attached only for calls that do not (see ``AgentType.usage_from``).
+        if agent.accounting is not None and agent.accounting.callbacks:
+            config["callbacks"] = [UsageCallbacks(tracker)]
     start = time.perf_counter()
     outcome = "error"
     try:
-        # The scope carries the deadline down to model calls (their retries stop at it) and
-        # brings back which provider answered.
-        with run_scope(time_limit=time_limit) as report:
+        # The scope carries the deadline down to model calls (their retries stop at it),
+        # brings back which provider answered, and takes their usage.
+        with run_scope(time_limit=time_limit, meter=tracker) as report:
             async with asyncio.timeout(time_limit):
                 output = await work(config)
         outcome = "ok"
@@ -126,10 +146,13 @@ async def execute(
         elapsed = time.perf_counter() - start
         labelled(AGENT_INVOCATIONS, agent_type, outcome).inc()
         labelled(AGENT_INVOCATION_DURATION, agent_type).observe(elapsed)
+        if tracker is not None:
+            tracker.close()
     return RunResult(
         output=output,
         run_id=str(run_id),
         seconds=elapsed,
         provider=report.provider,
         degraded=report.degraded,
+        spent=None if tracker is None else tracker.to_json(),
     )

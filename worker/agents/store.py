@@ -28,6 +28,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from worker.agents.accounting import RunAccounting, UsageTracker, limits_of
 from worker.agents.agent_type import AgentType, BuildContext
 from worker.agents.registry import AgentTypeRegistry
 from worker.agents.thread_graph import ThreadGraph
@@ -95,6 +96,13 @@ class ResolvedAgent:
     thread_graph: Callable[[], ThreadGraph] | None = None
     """Builds the agent's graph on the pool's checkpointer, once, at its first run on a thread
     (most agents never run on one); None when its type keeps no thread."""
+    accounting: RunAccounting | None = None
+    """How its runs' spending is counted; None when the worker counts none
+    (``WORKER_ACCOUNTING=false``)."""
+
+    def tracker(self) -> UsageTracker | None:
+        """A usage tracker for one run of the agent (None when accounting is off)."""
+        return None if self.accounting is None else self.accounting.tracker()
 
     def on_thread(self) -> ThreadGraph:
         """The agent as it runs on a thread; 400 ``threads_unsupported`` if it cannot."""
@@ -118,12 +126,21 @@ def build_agent(record: AgentRecord, agent_type: AgentType, ctx: BuildContext) -
     if agent_type.on_thread is not None and ctx.checkpointer is not None:
         # From the same config and context: its providers share the Runnable's breakers.
         thread_graph = functools.cache(functools.partial(agent_type.on_thread, config, ctx))
+    accounting = None
+    if ctx.accounting:
+        accounting = RunAccounting(
+            agent_type=record.type,
+            prices=ctx.prices,
+            limits=limits_of(record.config),
+            callbacks=agent_type.usage_from == "callbacks",
+        )
     return ResolvedAgent(
         record=record,
         agent_type=agent_type,
         runnable=runnable,
         admission=recorder.admission(),
         thread_graph=thread_graph,
+        accounting=accounting,
     )
 
 

@@ -6,11 +6,13 @@ provider's model. It is the one chat model run LangChain sees, so ``astream_even
 ``on_chat_model_start``/``on_chat_model_stream``/``on_chat_model_end`` once per answer, token by
 token, with ``metadata["agentos_provider"]`` naming the provider. (Delegating to the inner
 model's public ``ainvoke``/``astream`` instead would nest a second chat model run, and every
-token would be reported twice.)
+token would be reported twice.) Each call reports its streamed chunks and usage to the run's
+meter, if its scope has one (``metering``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,7 +30,8 @@ from pydantic import ConfigDict
 from worker.resilience.chain_check import ChainCheck
 from worker.resilience.failures import ProviderFailure, exhausted
 from worker.resilience.guard import ProviderGuard
-from worker.resilience.scope import check_stopped, record_answer
+from worker.resilience.metering import CallMeter, answered, streamed
+from worker.resilience.scope import check_stopped, current_meter, record_answer
 from worker.telemetry.metrics import PROVIDER_FALLBACKS
 
 PROVIDER_KEY = "agentos_provider"
@@ -66,6 +69,21 @@ class GuardedChatModel(BaseChatModel):
         ``ls_model_name``) are what a call's metadata, traces and usage accounting show."""
         return self.inner._get_ls_params(stop=stop, **kwargs)
 
+    @functools.cached_property
+    def usage_names(self) -> tuple[str, str]:
+        """The provider and model its calls report usage under: ``ls_provider`` and
+        ``ls_model_name``, read once (a provider may build its whole call parameters to tell)."""
+        params = self.inner._get_ls_params()
+        return (
+            str(params.get("ls_provider") or "unknown"),
+            str(params.get("ls_model_name") or "unknown"),
+        )
+
+    def _metered(self) -> CallMeter | None:
+        """This call's meter, when the run's scope has one."""
+        meter = current_meter()
+        return None if meter is None else meter.model_call(*self.usage_names)
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
@@ -100,12 +118,15 @@ class GuardedChatModel(BaseChatModel):
         failures.append(ProviderFailure(self.provider, exc, retry_after))
 
     @contextmanager
-    def _reporting_failure(self) -> Iterator[None]:
-        """Report to the chain a call that raised (``_failed``), then let the error go on."""
+    def _reporting_failure(self, meter: CallMeter | None) -> Iterator[None]:
+        """Report a call that raised to the chain (``_failed``) and to its ``meter``, then let
+        the error go on."""
         try:
             yield
         except BaseException as exc:
             self._failed(exc)
+            if meter is not None:
+                meter.stop()
             raise
 
     def _generate(
@@ -119,9 +140,12 @@ class GuardedChatModel(BaseChatModel):
             return self.inner._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
         check_stopped()
-        with self._reporting_failure():
+        meter = self._metered()
+        with self._reporting_failure(meter):
             result = call() if self.guard is None else self.guard.call_sync(call)
         self._answered(result)
+        if meter is not None:
+            answered(meter, result)  # past the budget: BudgetExceeded, not a provider failure
         return result
 
     async def _agenerate(
@@ -135,9 +159,12 @@ class GuardedChatModel(BaseChatModel):
             return self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
         check_stopped()
-        with self._reporting_failure():
+        meter = self._metered()
+        with self._reporting_failure(meter):
             result: ChatResult = await (call() if self.guard is None else self.guard.call(call))
         self._answered(result)
+        if meter is not None:
+            answered(meter, result)  # past the budget: BudgetExceeded, not a provider failure
         return result
 
     # No ``_stream``: synchronous streaming falls back to one whole answer through ``_generate``.
@@ -153,17 +180,24 @@ class GuardedChatModel(BaseChatModel):
             return self.inner._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
 
         check_stopped()
+        meter = self._metered()
         chunks = open_stream() if self.guard is None else self.guard.stream(open_stream)
         started = False
         try:
             async for chunk in chunks:
                 started = True
+                if meter is not None:
+                    streamed(meter, chunk)  # past the budget: BudgetExceeded ends the stream
                 yield chunk
         except BaseException as exc:
             if not started:
                 self._failed(exc)
+            if meter is not None:
+                meter.stop()
             raise
         self._answered()
+        if meter is not None:
+            meter.end()
 
 
 class ProviderChain(RunnableWithFallbacks[LanguageModelInput, BaseMessage]):

@@ -1,11 +1,12 @@
-"""What a run's caller and its model calls share: the deadline, which provider answered, and
-whether the run was stopped.
+"""What a run's caller and its model calls share: the deadline, which provider answered,
+whether the run was stopped, and where its model calls report their usage.
 
 The caller (the HTTP invoke handler, the job runner, the streaming door) opens a ``run_scope``
 around the run. Model calls deep inside the LangChain Runnable read the deadline from it, so a
 retry never sleeps past it, and note in it which provider produced the answer. A run stopped
 from inside (its budget spent: ``stop_run``) makes every later model call of the run refuse at
-once, so that no fallback provider, nor the agent's next step, calls a model again.
+once, so that no fallback provider, nor the agent's next step, calls a model again. Model
+calls report what they spend to the scope's ``meter`` (``worker.resilience.metering``).
 
 Why a context variable holding a mutable object: LangChain runs every child Runnable in a *copy*
 of the caller's context, so a value *set* inside the run never reaches the caller; an object put
@@ -20,6 +21,10 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worker.resilience.metering import Meter
 
 
 @dataclass(slots=True)
@@ -35,6 +40,8 @@ class RunReport:
     """Every provider that answered during the run, in order (an agent may call models often)."""
     stopped: Exception | None = None
     """Why the run was stopped (``stop_run``): what its later model calls raise."""
+    meter: Meter | None = None
+    """Where the run's model calls report their usage (None: nowhere)."""
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (None without one)."""
@@ -47,7 +54,8 @@ _CURRENT: ContextVar[RunReport | None] = ContextVar("agentos_run_report", defaul
 
 
 class run_scope:  # named as the function it replaces: ``with run_scope(...) as report``
-    """Open a scope for one run with ``time_limit`` seconds from now; yields its report.
+    """Open a scope for one run with ``time_limit`` seconds from now, its model calls
+    reporting to ``meter``; yields its report.
 
     A class rather than a ``contextlib.contextmanager`` generator: it is entered on every
     invocation, and the generator version costs several times as much.
@@ -55,9 +63,9 @@ class run_scope:  # named as the function it replaces: ``with run_scope(...) as 
 
     __slots__ = ("_report", "_token")
 
-    def __init__(self, *, time_limit: float | None = None) -> None:
+    def __init__(self, *, time_limit: float | None = None, meter: Meter | None = None) -> None:
         self._report = RunReport(
-            deadline=None if time_limit is None else time.monotonic() + time_limit
+            deadline=None if time_limit is None else time.monotonic() + time_limit, meter=meter
         )
         self._token: Token[RunReport | None] | None = None
 
@@ -73,6 +81,12 @@ class run_scope:  # named as the function it replaces: ``with run_scope(...) as 
 def current_report() -> RunReport | None:
     """The report of the run in progress, if its caller opened a scope."""
     return _CURRENT.get()
+
+
+def current_meter() -> Meter | None:
+    """Where the model calls of the run in progress report their usage, if anywhere."""
+    report = _CURRENT.get()
+    return None if report is None else report.meter
 
 
 def current_deadline() -> float | None:

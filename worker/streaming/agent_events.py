@@ -32,6 +32,10 @@ run. The handler hears the same events directly. Chat models stream their tokens
 ``tap_output_aiter``/``tap_output_iter`` methods (``_StreamingCallbackHandler``, the protocol
 its own event and log streams and LangGraph's ``messages`` stream mode implement), so the
 handler has them, passing every output through unchanged.
+
+A run whose usage needs a callback handler (``worker.agents.accounting.UsageCallbacks``) gets
+no second one: this handler takes it over and passes it the model and tool events it hears, so
+LangChain dispatches each event of the run once.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.constants import TAG_HIDDEN
 from langgraph.errors import GraphInterrupt
 
+from worker.agents.accounting import UsageCallbacks
 from worker.agents.store import ResolvedAgent
 from worker.agents.types.steps import PROGRESS_EVENT
 from worker.gojson import dumps
@@ -128,15 +133,25 @@ class FrameCallbacks(BaseCallbackHandler):
     right where LangChain reports the event, with no coroutine or executor hop. A Runnable with
     no async implementation (a plain function tool, say) reports from the executor's thread:
     those drafts are handed to the event loop's thread, in order.
+
+    ``usage``: the run's usage handler, which this one passes model and tool events on to (and
+    whose ``raise_error`` it takes: a budget passed mid-stream must end the call).
     """
 
     run_inline = True
     raise_error = False
 
     def __init__(
-        self, emit: Callable[[Draft], None], *, max_output_bytes: int = MAX_OUTPUT_BYTES
+        self,
+        emit: Callable[[Draft], None],
+        *,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
+        usage: UsageCallbacks | None = None,
     ) -> None:
         self._emit = emit
+        self._usage = usage
+        if usage is not None:
+            self.raise_error = usage.raise_error
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._max_output = max_output_bytes
@@ -194,9 +209,34 @@ class FrameCallbacks(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A streamed token: one frame with its text."""
+        if self._usage is not None:
+            self._usage.on_llm_new_token(token, chunk=chunk, run_id=run_id)
         text = _token_text(token, chunk)
         if text:
             self._step(TOKEN_MESSAGE, event=TOKEN, partial_result=text)
+
+    # Model calls: only the usage handler's (frames come from their tokens).
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[Any]], **kwargs: Any
+    ) -> None:
+        """A chat model call starts."""
+        if self._usage is not None:
+            self._usage.on_chat_model_start(serialized, messages, **kwargs)
+
+    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any) -> None:
+        """A completion model call starts."""
+        if self._usage is not None:
+            self._usage.on_llm_start(serialized, prompts, **kwargs)
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        """A model call answered."""
+        if self._usage is not None:
+            self._usage.on_llm_end(response, **kwargs)
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        """A model call failed."""
+        if self._usage is not None:
+            self._usage.on_llm_error(error, **kwargs)
 
     def on_custom_event(
         self,
@@ -232,6 +272,8 @@ class FrameCallbacks(BaseCallbackHandler):
     ) -> None:
         """A tool was called: ``tool_start`` with its name and input (its arguments)."""
         name = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
+        if self._usage is not None:
+            self._usage.tracker.tool_started(run_id, name)
         call_id = kwargs.get("tool_call_id")
         self._tools[run_id] = (name, call_id)
         data: dict[str, Any] = {"tool": name, "input": input_str if inputs is None else inputs}
@@ -241,12 +283,16 @@ class FrameCallbacks(BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool returned: ``tool_end`` with its output as (capped) text."""
+        if self._usage is not None:
+            self._usage.on_tool_end(output, run_id=run_id)
         name, data = self._tool_data(run_id)
         _put_capped(data, "output", _output_text(output), self._max_output)
         self._step(f"Tool {name} finished", event=TOOL_END, data=data)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool raised: ``tool_error`` with the error as (capped) text."""
+        if self._usage is not None:
+            self._usage.on_tool_error(error, run_id=run_id)
         name, data = self._tool_data(run_id)
         _put_capped(data, "error", f"{type(error).__name__}: {error}", self._max_output)
         self._step(f"Tool {name} failed", event=TOOL_ERROR, data=data)
@@ -321,14 +367,19 @@ async def stream_agent(
 
     ``max_output_bytes``: how much of a tool's output or error text a frame carries;
     ``runnable``: what to run instead of the agent's own Runnable (its graph on a thread).
+    A ``UsageCallbacks`` among the config's callbacks is taken over by the frame handler.
     """
-    handler = FrameCallbacks(emit, max_output_bytes=max_output_bytes)
     callbacks = config.get("callbacks")
     if callbacks is None:
+        handler = FrameCallbacks(emit, max_output_bytes=max_output_bytes)
         config = {**config, "callbacks": [handler]}
     elif isinstance(callbacks, list):
-        config = {**config, "callbacks": [*callbacks, handler]}
+        usage = next((c for c in callbacks if isinstance(c, UsageCallbacks)), None)
+        handler = FrameCallbacks(emit, max_output_bytes=max_output_bytes, usage=usage)
+        others = [c for c in callbacks if c is not usage]
+        config = {**config, "callbacks": [*others, handler]}
     else:  # a callback manager: a copy of it with ours added
+        handler = FrameCallbacks(emit, max_output_bytes=max_output_bytes)
         manager = callbacks.copy()
         manager.add_handler(handler, inherit=True)
         config = {**config, "callbacks": manager}

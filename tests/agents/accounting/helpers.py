@@ -1,4 +1,6 @@
-"""Reading the process's Prometheus registry, and running an agent with a tracker."""
+"""Reading the process's Prometheus registry, and running an agent with a tracker, as the
+worker's doors run it (``runtime.execute`` attaches the tracker the way the agent's type says:
+its providers report to the run's scope, and a handler hears the rest)."""
 
 from __future__ import annotations
 
@@ -41,14 +43,10 @@ def _samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def invoke(agent: ResolvedAgent, value: Any, tracker: UsageTracker) -> Any:
-    """Run ``agent`` as the invoke door does (``runtime.execute``, ``ainvoke``), with
-    ``tracker`` attached; its output."""
+    """Run ``agent`` as the invoke door does (``runtime.invoke``), counted by ``tracker``;
+    its output."""
     parsed = agent.agent_type.parse_input(value)
-
-    async def work(config: RunnableConfig) -> Any:
-        return await agent.runnable.ainvoke(parsed, {**config, "callbacks": [tracker]})
-
-    return (await runtime.execute(agent, work, time_limit=30)).output
+    return (await runtime.invoke(agent, parsed, time_limit=30, tracker=tracker)).output
 
 
 async def stream(
@@ -57,15 +55,14 @@ async def stream(
     tracker: UsageTracker,
     emit: Callable[[Draft], None] | None = None,
 ) -> Any:
-    """Run ``agent`` streamed token by token, as the streaming doors do, with ``tracker``
-    attached; its output."""
+    """Run ``agent`` streamed token by token, as the streaming doors do, counted by
+    ``tracker``; its output."""
     parsed = agent.agent_type.parse_input(value)
 
     async def work(config: RunnableConfig) -> Any:
-        config = {**config, "callbacks": [tracker]}
         return await stream_agent(agent, parsed, config, emit or (lambda _: None))
 
-    return (await runtime.execute(agent, work, time_limit=30)).output
+    return (await runtime.execute(agent, work, time_limit=30, tracker=tracker)).output
 
 
 def token_text(drafts: list[Draft]) -> str:

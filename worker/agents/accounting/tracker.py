@@ -1,15 +1,20 @@
-"""``UsageTracker``: the callback handler that accounts for one run.
+"""``UsageTracker``: what one run spent, summed as its model and tool calls report it.
 
-Attached once per run (in the run's ``callbacks``, so every model and tool call inside it, at
-any depth, reports to it), it hears:
+Model calls report to it in one of two ways, and each call in one way only:
 
-- each model call's start, with the provider and model LangChain names in the call's metadata
-  (``ls_provider``, ``ls_model_name``: ``openai`` and ``gpt-4o-mini``; ``fake`` and its model);
-- each streamed token: time to first token, the gaps between tokens, and the running count
-  that the budget is checked against (a stream's usage arrives only at its end);
-- each call's end or error: the usage the provider reported (``usage_metadata``), its price,
-  its duration, and the budget check;
-- each tool call's start, end or error: duration and outcome by tool.
+- the worker's own providers (every model of the ``chat`` and ``agent`` types: a
+  ``GuardedChatModel``) report straight into the run's scope (``worker.resilience.metering``):
+  the call opens a ``ModelCall``, counts each streamed chunk, hands over the usage the provider
+  reported and ends. No LangChain callback handler is attached for them, since merely having one
+  costs a run more than the accounting itself (``python -m bench.accounting``);
+- any other model (an import-path graph's own) reports through ``UsageCallbacks``, a callback
+  handler attached to runs of types that may call one (``AgentType.usage_from``), which also times
+  tool calls.
+
+A ``ModelCall`` counts each streamed chunk (time to first token, the gaps between tokens, and
+the running count the budget is checked against, as a stream's usage only arrives at its end),
+then takes the usage the provider reported (``usage_metadata``), its price, its duration, and
+checks the budget again.
 
 The counts live in the tracker, which outlives the run: a cancelled, timed-out or failed run
 still says what it spent (``close`` accounts for the calls it left unfinished). A call that
@@ -17,79 +22,137 @@ never reported usage (a stream cut by a cancel, a provider that reports none) co
 streamed chunk as one output token, the best figure there is, and the run's usage says
 ``"estimated": true``.
 
-A run that would pass its agent's limits is stopped from the callback that finds them passed:
-it raises ``BudgetExceeded``, which ends the model call, and stops the run's scope
+A run that would pass its agent's limits is stopped by the call that finds them passed: it
+raises ``BudgetExceeded``, which ends the model call, and stops the run's scope
 (``worker.resilience.scope.stop_run``), so that no fallback provider and no later step of an
 agent calls a model again.
-
-Why a plain handler run inline: it is on every chat run, per token, so it does no more than a
-few additions and a histogram observation per token; it asks LangChain for nothing else
-(chains, retrievers, custom events are ignored), and it is not a streaming handler, so it
-never makes a model stream that would not have streamed anyway. (What it costs a run:
-``python -m bench.accounting``.)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
-
-from langchain_core.callbacks import BaseCallbackHandler
 
 from worker.agents.accounting.budget import Budget, RunLimits
 from worker.agents.accounting.meters import ModelMeters, model_meters
 from worker.agents.accounting.prices import ModelPrice, PriceTable
-from worker.agents.accounting.usage import Usage, reported_usage
+from worker.agents.accounting.usage import Usage, usage_of
 from worker.durations import seconds_to_go
 from worker.errors import BudgetExceeded
 from worker.resilience.scope import stop_run
 from worker.telemetry.metrics import TOOL_CALLS, TOOL_DURATION, labelled
 
-UNKNOWN = "unknown"
 _now = time.perf_counter
 _INF = float("inf")
 _NO_PRICES = PriceTable()
 _ZERO = Decimal(0)
 
 
-class _Call:
-    """One model call in progress."""
+class ModelCall:
+    """One model call of the run, in progress: what the model reports it (``token`` per
+    streamed chunk, ``report`` with the usage it sent, then ``end``; or ``stop`` when it
+    failed or was cancelled). Implements ``worker.resilience.metering.CallMeter``."""
 
-    __slots__ = ("chunks", "last", "meters", "observe_gap", "out_price", "price", "start")
+    __slots__ = (
+        "chunks",
+        "last",
+        "meters",
+        "observe_gap",
+        "out_price",
+        "price",
+        "reported",
+        "start",
+        "tracker",
+    )
 
-    def __init__(self, meters: ModelMeters, price: ModelPrice | None, start: float) -> None:
+    def __init__(
+        self, tracker: UsageTracker, meters: ModelMeters, price: ModelPrice | None
+    ) -> None:
+        self.tracker = tracker
         self.meters = meters
         self.price = price
         self.out_price = 0.0 if price is None else price.per_output_token
-        self.start = start
-        self.last = start
+        self.start = self.last = _now()
         self.chunks = 0
+        self.reported: Usage | None = None
         self.observe_gap: Callable[[float], None] | None = None  # set on the first token
 
+    def token(self) -> None:
+        """A streamed chunk of output (text or a piece of a tool call): latency, and the
+        running count for the budget (``BudgetExceeded`` once it passes a limit)."""
+        now = _now()
+        tracker = self.tracker
+        if self.observe_gap is not None:
+            self.observe_gap(now - self.last)
+        else:
+            self.meters.first_token.observe(now - self.start)
+            self.observe_gap = self.meters.inter_token.observe
+            if tracker.time_to_first_token is None:
+                tracker.time_to_first_token = now - tracker.started
+        self.last = now
+        self.chunks += 1
+        tracker.streamed += 1
+        tracker.streamed_cost += self.out_price
+        if tracker.streamed > tracker.token_room or tracker.streamed_cost > tracker.cost_room:
+            tracker.check(tracker.usage.total_tokens + tracker.streamed, tracker.cost_float())
 
-class UsageTracker(BaseCallbackHandler):
-    """Accounts for one run of an agent of type ``agent_type`` (see the module docstring).
+    def report(self, usage: Mapping[str, Any]) -> None:
+        """Usage the provider reported (``usage_metadata``; a stream's chunks each add theirs)."""
+        counted = usage_of(usage)
+        if self.reported is None:
+            self.reported = counted
+        else:
+            self.reported.add(counted)
 
-    Make it when the run starts (time to first token counts from then). ``prices``: the
-    operator's price table; ``limits``: the agent's, which make the tracker raise
-    ``BudgetExceeded`` out of the callback that finds them passed (LangChain re-raises a
-    handler's error only when its ``raise_error`` is set, which is done only then: without
-    limits, a failure in accounting can never fail a run).
+    def end(self) -> None:
+        """The call answered: its usage, cost and duration; then the budget."""
+        tracker = self.tracker
+        if self.reported is None:
+            tracker.estimated = True  # the provider gave no count: at best the streamed chunks
+        if tracker.settle(self) and tracker.budget is not None:
+            tracker.check(tracker.usage.total_tokens, tracker.cost)
 
-    Its counters are plain attributes: callbacks of one run come from the event loop's thread,
-    but for a Runnable without an async implementation, which LangChain runs in a worker
-    thread; such runs' model calls are not concurrent with each other in practice.
+    def stop(self) -> None:
+        """The call failed or was cancelled: what it spent before, as far as known."""
+        self.tracker.settle(self)
+
+    def discard(self) -> None:
+        """Forget the call: it never reached a model (refused because the run was stopped)."""
+        self.tracker.open.discard(self)
+
+
+class UsageTracker:
+    """What one run of an agent of type ``agent_type`` spent (see the module docstring).
+
+    Make it when the run starts (``begin`` restarts the clock time to first token counts
+    from). ``prices``: the operator's price table; ``limits``: the agent's, past which a call
+    raises ``BudgetExceeded``. Implements ``worker.resilience.metering.Meter``.
+
+    Its counters are plain attributes: a run's calls report from the event loop's thread, but
+    for a Runnable without an async implementation, which LangChain runs in a worker thread;
+    such runs' model calls are not concurrent with each other in practice.
     """
 
-    run_inline = True
-    # Events it does not need are never dispatched to it (tool events go by ignore_agent).
-    ignore_chain = True
-    ignore_retriever = True
-    ignore_retry = True
-    ignore_custom_event = True
+    __slots__ = (
+        "agent_type",
+        "budget",
+        "cost",
+        "cost_room",
+        "estimated",
+        "exceeded",
+        "open",
+        "prices",
+        "started",
+        "streamed",
+        "streamed_cost",
+        "time_to_first_token",
+        "token_room",
+        "tools",
+        "unpriced",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -99,9 +162,8 @@ class UsageTracker(BaseCallbackHandler):
         limits: RunLimits | None = None,
     ) -> None:
         self.agent_type = agent_type
-        self._prices = prices or _NO_PRICES
-        self._budget = Budget(limits, agent_type=agent_type) if limits and limits.any else None
-        self.raise_error = self._budget is not None
+        self.prices = prices or _NO_PRICES
+        self.budget = Budget(limits, agent_type=agent_type) if limits and limits.any else None
         self.started = _now()
         self.usage = Usage()
         self.cost = _ZERO
@@ -111,103 +173,44 @@ class UsageTracker(BaseCallbackHandler):
         self.estimated = False
         """True once a call's tokens were counted from its streamed chunks."""
         self.time_to_first_token: float | None = None
-        """Seconds from the tracker's start (the run's) to its first streamed token."""
+        """Seconds from the run's start to its first streamed token."""
         self.exceeded: BudgetExceeded | None = None
         """The limit the run passed, once it has."""
-        self._calls: dict[UUID, _Call] = {}
-        self._tools: dict[UUID, tuple[str, float]] = {}
+        self.open: set[ModelCall] = set()
+        self.tools: dict[Any, tuple[str, float]] = {}
         # The calls in progress: their streamed chunks and those chunks' estimated cost, and
         # how much of each the budget has room for (infinite without a limit), so that a
         # streamed token costs two comparisons.
-        self._streamed = 0
-        self._streamed_cost = 0.0
-        self._token_room: float = _INF
-        self._cost_room: float = _INF
-        if self._budget is not None:
-            self._set_rooms(self._budget)
+        self.streamed = 0
+        self.streamed_cost = 0.0
+        self.token_room: float = _INF
+        self.cost_room: float = _INF
+        if self.budget is not None:
+            self._set_rooms(self.budget)
+
+    def begin(self) -> None:
+        """The run starts now: time to first token counts from here."""
+        self.started = _now()
 
     # --- model calls ---------------------------------------------------------------------
 
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """A model call starts: note its provider, model and price."""
-        self._start(run_id, metadata, kwargs.get("invocation_params"))
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """A (completion) model call starts."""
-        self._start(run_id, metadata, kwargs.get("invocation_params"))
-
-    def _start(
-        self, run_id: UUID, metadata: dict[str, Any] | None, params: dict[str, Any] | None
-    ) -> None:
-        provider, model = _names(metadata, params)
+    def model_call(self, provider: str, model: str) -> ModelCall:
+        """A call of ``provider``'s ``model`` starts."""
         meters = model_meters(self.agent_type, provider, model)
-        self._calls[run_id] = _Call(meters, self._prices.price(provider, model), _now())
+        call = ModelCall(self, meters, self.prices.price(provider, model))
+        self.open.add(call)
+        return call
 
-    def on_llm_new_token(
-        self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any
-    ) -> None:
-        """A streamed chunk: latency, and the running count for the budget."""
-        call = self._calls.get(run_id)
-        if call is None or not (token or _has_tool_call(chunk)):
-            return  # not a call of this run; or a stream's opening, closing or usage chunk
-        now = _now()
-        if call.observe_gap is not None:
-            call.observe_gap(now - call.last)
-        else:
-            self._first_token(call, now)
-        call.last = now
-        call.chunks += 1
-        self._streamed += 1
-        self._streamed_cost += call.out_price
-        if self._streamed > self._token_room or self._streamed_cost > self._cost_room:
-            self._over(self.usage.total_tokens + self._streamed, self._cost_float())
-
-    def _first_token(self, call: _Call, now: float) -> None:
-        call.meters.first_token.observe(now - call.start)
-        call.observe_gap = call.meters.inter_token.observe
-        if self.time_to_first_token is None:
-            self.time_to_first_token = now - self.started
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """A model call answered: its usage, cost and duration; then the budget."""
-        call = self._calls.pop(run_id, None)
-        if call is None:
-            return
-        usage = reported_usage(response)
-        if usage is None:
-            self.estimated = True  # the provider gave no count: at best the streamed chunks
-        self._settle(call, usage)
-        if self._budget is not None:
-            self._over(self.usage.total_tokens, self.cost)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """A model call failed or was cancelled: what it spent before, as far as known."""
-        call = self._calls.pop(run_id, None)
-        if call is None or (error is self.exceeded and not call.chunks):
-            return  # a call refused because the run was stopped: no model was called
-        self._settle(call, reported_usage(kwargs.get("response")))
-
-    def _settle(self, call: _Call, usage: Usage | None) -> None:
-        """Add a finished call to the run's counts and to the metrics."""
+    def settle(self, call: ModelCall) -> bool:
+        """Add a finished call to the run's counts and to the metrics (False when it was
+        settled already)."""
+        if call not in self.open:
+            return False
+        self.open.discard(call)
         if call.chunks:
-            self._streamed -= call.chunks
-            self._streamed_cost = sum(c.chunks * c.out_price for c in self._calls.values())
+            self.streamed -= call.chunks
+            self.streamed_cost = sum(c.chunks * c.out_price for c in self.open)
+        usage = call.reported
         if usage is None:
             usage = Usage(output_tokens=call.chunks)
             self.estimated = self.estimated or call.chunks > 0
@@ -219,25 +222,28 @@ class UsageTracker(BaseCallbackHandler):
         elif usage.total_tokens:
             self.unpriced = True
         call.meters.call(usage, cost, _now() - call.start)
-        if self._budget is not None:
-            self._set_rooms(self._budget)
+        if self.budget is not None:
+            self._set_rooms(self.budget)
+        return True
 
     def _set_rooms(self, budget: Budget) -> None:
         if budget.max_tokens is not None:
-            self._token_room = budget.max_tokens - self.usage.total_tokens
+            self.token_room = budget.max_tokens - self.usage.total_tokens
         if budget.max_cost is not None:
-            self._cost_room = float(budget.max_cost - self.cost)
+            self.cost_room = float(budget.max_cost - self.cost)
 
-    def _cost_float(self) -> float:
-        return float(self.cost) + self._streamed_cost
+    def cost_float(self) -> float:
+        """What the run spent so far, streamed chunks estimated, as a float."""
+        return float(self.cost) + self.streamed_cost
 
-    def _over(self, tokens: int, cost: float | Decimal) -> None:
-        """Stop the run if what it spent passes a limit: raise ``BudgetExceeded`` out of the
-        callback, which ends the model call, and stop the run's scope, so that no other
-        provider (a fallback) and no later step calls a model again."""
+    def check(self, tokens: int, cost: float | Decimal) -> None:
+        """Stop the run if what it spent passes a limit: raise ``BudgetExceeded`` (ending the
+        model call that reports) and stop the run's scope, so that no other provider (a
+        fallback) and no later step calls a model again."""
+        if self.budget is None:
+            return
         if self.exceeded is None:
-            assert self._budget is not None  # noqa: S101 - limits are checked only with one
-            exceeded = self._budget.passed(tokens, cost)
+            exceeded = self.budget.passed(tokens, cost)
             if exceeded is None:
                 return
             self.exceeded = exceeded
@@ -246,24 +252,13 @@ class UsageTracker(BaseCallbackHandler):
 
     # --- tools ---------------------------------------------------------------------------
 
-    def on_tool_start(
-        self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID, **kwargs: Any
-    ) -> None:
-        """A tool was called."""
-        name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
-        self._tools[run_id] = (str(name), _now())
+    def tool_started(self, key: Any, name: str) -> None:
+        """The tool ``name`` was called (``key`` names this call until it is done)."""
+        self.tools[key] = (name, _now())
 
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """A tool returned (an error ``ToolMessage`` is an error)."""
-        failed = getattr(output, "status", None) == "error"
-        self._tool_done(run_id, "error" if failed else "ok")
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """A tool raised."""
-        self._tool_done(run_id, "error")
-
-    def _tool_done(self, run_id: UUID, outcome: str) -> None:
-        tool = self._tools.pop(run_id, None)
+    def tool_done(self, key: Any, outcome: str) -> None:
+        """The tool call ``key`` ended: ``ok``, ``error`` or ``cancelled``."""
+        tool = self.tools.pop(key, None)
         if tool is not None:
             name, start = tool
             labelled(TOOL_CALLS, name, outcome).inc()
@@ -275,12 +270,10 @@ class UsageTracker(BaseCallbackHandler):
         """Account for the calls the run left unfinished (it was cancelled, or its deadline
         passed): each model call's streamed chunks as output tokens, each tool as
         ``cancelled``. Call it once the run is over; calling it again does nothing."""
-        for run_id in list(self._calls):
-            call = self._calls.pop(run_id, None)
-            if call is not None:
-                self._settle(call, None)
-        for run_id in list(self._tools):
-            self._tool_done(run_id, "cancelled")
+        for call in list(self.open):
+            self.settle(call)
+        for key in list(self.tools):
+            self.tool_done(key, "cancelled")
 
     @property
     def cost_usd(self) -> Decimal | None:
@@ -291,7 +284,7 @@ class UsageTracker(BaseCallbackHandler):
         """The run's ``usage`` (CONTRACT section 7), and its ``time_to_first_token`` (a Go
         duration) when it streamed tokens: keys to merge into a run's ``metadata``. Calls still
         in progress count their streamed chunks."""
-        output = self.usage.output_tokens + self._streamed
+        output = self.usage.output_tokens + self.streamed
         cost = self.cost_usd
         usage: dict[str, Any] = {
             "input_tokens": self.usage.input_tokens,
@@ -300,27 +293,9 @@ class UsageTracker(BaseCallbackHandler):
             "cost_usd": None if cost is None else float(cost),
             "cached_input_tokens": self.usage.cached_input_tokens,
             "reasoning_tokens": self.usage.reasoning_tokens,
-            "estimated": self.estimated or self._streamed > 0,
+            "estimated": self.estimated or self.streamed > 0,
         }
         out: dict[str, Any] = {"usage": usage}
         if self.time_to_first_token is not None:
             out["time_to_first_token"] = seconds_to_go(self.time_to_first_token)
         return out
-
-
-def _names(metadata: dict[str, Any] | None, params: dict[str, Any] | None) -> tuple[str, str]:
-    """The provider and model of a call: LangChain's ``ls_provider`` and ``ls_model_name``
-    (every chat model of langchain-core 1.x sets them), else the invocation's ``model``."""
-    provider = model = None
-    if metadata:
-        provider = metadata.get("ls_provider")
-        model = metadata.get("ls_model_name")
-    if model is None and params:
-        model = params.get("model") or params.get("model_name")
-    return str(provider or UNKNOWN), str(model or UNKNOWN)
-
-
-def _has_tool_call(chunk: Any) -> bool:
-    """True for a chunk carrying (a piece of) a tool call: output with no text."""
-    message = getattr(chunk, "message", None)
-    return bool(getattr(message, "tool_call_chunks", None))

@@ -1,9 +1,13 @@
-"""Token counts: one model call's, as LangChain reports them, and a run's sum."""
+"""Token counts: one model call's, as LangChain reports them, a run's sum, and the ``usage``
+object runs report (CONTRACT section 7)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+from pydantic import BaseModel, Field
 
 
 @dataclass(slots=True)
@@ -30,7 +34,7 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
 
 
-def reported_usage(response: Any) -> Usage | None:
+def reported_usage(response: Any) -> Mapping[str, Any] | None:
     """The usage a model call reported: the ``usage_metadata`` of the first message of its
     ``LLMResult`` (or partial result) that has one; None when the provider reported none.
 
@@ -41,11 +45,12 @@ def reported_usage(response: Any) -> Usage | None:
         for generation in candidates:
             metadata = getattr(getattr(generation, "message", None), "usage_metadata", None)
             if metadata:
-                return _from_metadata(metadata)
+                return cast(Mapping[str, Any], metadata)
     return None
 
 
-def _from_metadata(metadata: Any) -> Usage:
+def usage_of(metadata: Mapping[str, Any]) -> Usage:
+    """LangChain's ``usage_metadata`` of one message as a ``Usage``."""
     cached = (metadata.get("input_token_details") or {}).get("cache_read") or 0
     reasoning = (metadata.get("output_token_details") or {}).get("reasoning") or 0
     return Usage(
@@ -53,4 +58,26 @@ def _from_metadata(metadata: Any) -> Usage:
         output_tokens=int(metadata.get("output_tokens") or 0),
         cached_input_tokens=int(cached),
         reasoning_tokens=int(reasoning),
+    )
+
+
+class RunUsage(BaseModel):
+    """What a run spent on model calls, summed over every call (CONTRACT section 7): in the
+    invoke answer's ``metadata``, the final frame, the job callback's ``metadata``, the task
+    and each thread turn's checkpoint."""
+
+    input_tokens: int = Field(description="Prompt tokens, cached ones included.")
+    output_tokens: int = Field(description="Completion tokens, reasoning ones included.")
+    total_tokens: int = Field(description="Input and output tokens.")
+    cost_usd: float | None = Field(
+        description="US dollars, by the worker's price table (WORKER_PRICES_FILE); null when "
+        "a model the run called has no price."
+    )
+    cached_input_tokens: int = Field(0, description="Of the input tokens, read from a cache.")
+    reasoning_tokens: int = Field(0, description="Of the output tokens, spent reasoning.")
+    estimated: bool = Field(
+        False,
+        description="True when a call's count is the worker's, not the provider's: a stream "
+        "cut before its usage arrived (cancelled, timed out, stopped by a budget) counts each "
+        "streamed chunk as one output token.",
     )

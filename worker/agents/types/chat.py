@@ -96,6 +96,7 @@ AGENT_TYPE = AgentType(
     "(scripted), openai (any compatible endpoint), basic (a fixed degraded answer).",
     config_model=ChatConfig,
     build=build,
+    usage_from="providers",  # its only model calls are its providers', which report themselves
     on_thread=build_on_thread,
     input_type=Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)],
     output_type=str,

@@ -34,4 +34,5 @@ AGENT_TYPE = AgentType(
     description="Returns its input unchanged.",
     config_model=EchoConfig,
     build=build,
+    usage_from="providers",  # it calls no model: nothing is attached to its runs
 )

@@ -57,5 +57,6 @@ AGENT_TYPE = AgentType(
     description="Works through N steps with a delay each, reporting progress.",
     config_model=StepsConfig,
     build=build,
+    usage_from="providers",  # it calls no model: nothing is attached to its runs
     output_type=str,
 )
