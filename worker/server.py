@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from worker.agents.accounting import load_prices
 from worker.agents.agent_type import BuildContext
 from worker.agents.demo import create_demo_agents
 from worker.agents.from_runnable import register_agent_types
@@ -80,14 +81,16 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
     """Start a worker for ``settings``; stop it, in reverse order, on exit.
 
     Raises ``ConfigError`` before starting anything when an import path of the settings
-    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``), a JWT key file or a NATS credentials or TLS
-    file cannot be used, and ``NatsRefused`` when NATS refuses the worker's credentials or TLS.
+    (``WORKER_AGENT_TYPES``, ``WORKER_TOOLS``), a JWT key file, a NATS credentials or TLS file
+    or the price table (``WORKER_PRICES_FILE``) cannot be used, and ``NatsRefused`` when NATS
+    refuses the worker's credentials or TLS.
     """
     # What the agents are made of comes first: a bad entry stops start-up before any part runs.
     if registry is None:
         registry = AgentTypeRegistry.discover()
         register_agent_types(registry, settings.agent_types)
     tools = ToolRegistry.discover(settings.tools)
+    prices = load_prices(settings.prices_file)  # read once, for every run's usage
     auth = BearerAuth.from_settings(settings)  # JWT keys: a file that cannot be used stops here
     # Every connection of the worker (the shared one, the live frames' own) reaches NATS with
     # these credentials and this TLS context, built once; an unusable file stops start-up here.
@@ -134,6 +137,8 @@ async def running_worker(  # noqa: PLR0915 - the whole lifecycle, top to bottom,
                 resilience=resilience,
                 tools=tools,
                 checkpointer=threads.checkpointer,
+                prices=prices,
+                accounting=settings.accounting,
             ),
             bucket=settings.agents_bucket,
             replicas=settings.kv_replicas,

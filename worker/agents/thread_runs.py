@@ -22,6 +22,9 @@ Every door runs an agent on a thread the same way::
 - A lease lost mid-run (this worker stalled past the lease's TTL and another run took the
   thread over) cancels the run at once with 409 ``thread_lease_lost`` instead of letting it
   write on.
+- What a turn spent (its ``usage`` and ``time_to_first_token``) is merged into the metadata of
+  the last checkpoint the run wrote, before the thread is let go, so the thread's history shows
+  it per turn; a run that wrote no checkpoint leaves the previous turn's alone.
 
 Nothing here is per process: the lease and the checkpoints live in the pool's NATS, so any
 worker continues (or resumes) any thread.
@@ -41,6 +44,7 @@ from langgraph.checkpoint.serde.types import INTERRUPT
 from langgraph.types import Command
 
 from worker.agents import runtime
+from worker.agents.accounting import UsageTracker
 from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
 from worker.agents.thread_graph import ThreadGraph
@@ -54,6 +58,8 @@ _WRITES_GRACE = 10.0
 """Seconds a cancelled run waits for its graph to unwind (its last checkpoint writes) before
 letting the thread go."""
 _LEASE_LOST = "agentos:thread-lease-lost"
+TURN_RUN_ID = "run_id"
+"""The checkpoint metadata key naming the run that wrote the checkpoint."""
 
 Call = Callable[[Runnable[Any, Any], Any, RunnableConfig], Awaitable[Any]]
 """How a run calls its graph: ``ainvoke`` (the default), or with frame callbacks attached."""
@@ -102,33 +108,55 @@ class ThreadRun:
         graph: ThreadGraph,
         graph_input: Any,
         lease: Lease,
+        threads: ThreadStore,
         run_id: uuid.UUID,
     ) -> None:
         self._agent = agent
         self._graph = graph
         self._input = graph_input
         self._lease = lease
+        self._threads = threads
         self.run_id = run_id
         self.thread_id = lease.thread_id
 
     async def execute(
-        self, call: Call = ainvoke, *, time_limit: float, tags: list[str] | None = None
+        self,
+        call: Call = ainvoke,
+        *,
+        time_limit: float,
+        tags: list[str] | None = None,
+        tracker: UsageTracker | None = None,
     ) -> RunResult:
         """Run the agent's graph on the thread within ``time_limit`` seconds (``call`` says how
-        it is called); ``RunResult`` with status ``completed`` or ``interrupted``."""
+        it is called; ``tracker``: see ``runtime.execute``); ``RunResult`` with status
+        ``completed`` or ``interrupted``."""
         graph, graph_input, lease = self._graph, self._input, self._lease
         thread = {"thread_id": self.thread_id}
+        run_id = str(self.run_id)
 
         async def work(config: RunnableConfig) -> Any:
-            config = {**config, "configurable": thread}
+            # The run's id goes into the metadata of every checkpoint it writes: its turn.
+            metadata = {**config.get("metadata", {}), TURN_RUN_ID: run_id}
+            config = {**config, "configurable": thread, "metadata": metadata}
             with _cancelled_if_lost(lease):
                 values = await _unwound(call(graph.graph, graph_input, config))
             found = interrupts_of(values)
             return _Interrupted(found) if found else graph.to_output(values)
 
-        result = await runtime.execute(
-            self._agent, work, time_limit=time_limit, run_id=self.run_id, tags=tags
-        )
+        if tracker is None:
+            tracker = self._agent.tracker()
+        try:
+            result = await runtime.execute(
+                self._agent,
+                work,
+                time_limit=time_limit,
+                run_id=self.run_id,
+                tags=tags,
+                tracker=tracker,
+            )
+        finally:
+            if tracker is not None and not lease.lost.is_set():
+                await self._note_turn(tracker)
         if isinstance(result.output, _Interrupted):
             return replace(
                 result,
@@ -138,6 +166,19 @@ class ThreadRun:
                 thread_id=self.thread_id,
             )
         return replace(result, thread_id=self.thread_id)
+
+    async def _note_turn(self, tracker: UsageTracker) -> None:
+        """Merge what the run spent into its last checkpoint's metadata. Best effort: the turn
+        itself is stored already, and the run's callers get its usage all the same."""
+        try:
+            # Shielded: a run cancelled again while this is written still gets it written.
+            await asyncio.shield(
+                self._threads.note_turn(
+                    self.thread_id, {TURN_RUN_ID: str(self.run_id)}, tracker.to_json()
+                )
+            )
+        except Exception as exc:
+            log.warning("a turn's usage was not stored", thread_id=self.thread_id, error=repr(exc))
 
 
 @contextlib.asynccontextmanager
@@ -162,7 +203,12 @@ async def hold(
                 code="thread_not_interrupted",
             )
         yield ThreadRun(
-            agent=agent, graph=graph, graph_input=graph_input, lease=lease, run_id=run_id
+            agent=agent,
+            graph=graph,
+            graph_input=graph_input,
+            lease=lease,
+            threads=on.threads,
+            run_id=run_id,
         )
 
 
@@ -174,10 +220,11 @@ async def invoke(
     time_limit: float,
     run_id: uuid.UUID | None = None,
     tags: list[str] | None = None,
+    tracker: UsageTracker | None = None,
 ) -> RunResult:
     """``runtime.invoke`` on a thread: hold it, run the graph, let it go."""
     async with hold(agent, value, on, run_id=run_id) as run:
-        return await run.execute(time_limit=time_limit, tags=tags)
+        return await run.execute(time_limit=time_limit, tags=tags, tracker=tracker)
 
 
 def interrupts_of(values: Any) -> tuple[dict[str, Any], ...]:

@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         description="TOML price table, USD per million tokens per model (README: Usage and "
         "cost); read once at start. Unset: no model has a price (cost_usd null).",
     )
+    accounting: bool = Field(
+        True,
+        description="Count what every run spends: usage, cost and time to first token in "
+        "answers, frames, callbacks and tasks, their metrics, and agents' limits. Off "
+        "(--no-accounting), runs report no usage and limits are not enforced: for measuring "
+        "what accounting costs (python -m bench.http.sidebyside --compare accounting).",
+    )
 
     # --- NATS -----------------------------------------------------------------------------
     nats_url: str | None = Field(

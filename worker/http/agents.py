@@ -21,6 +21,7 @@ from worker.http.schemas import (
     AgentPatch,
     AgentTypeInfo,
     AgentTypeList,
+    ErrorBody,
     InvokeRequest,
     InvokeResponse,
 )
@@ -150,6 +151,8 @@ def answer(result: RunResult, record: AgentRecord, svc: Services) -> web.Respons
     body = {"output": result.output, "status": result.status, "metadata": metadata}
     if result.thread_id is not None:
         metadata["thread_id"] = result.thread_id
+    if result.spent is not None:
+        metadata.update(result.spent)
     if result.status == "interrupted":
         body["interrupt"] = result.interrupt
     return web.Response(body=dumps(body), content_type="application/json")
@@ -237,12 +240,12 @@ ROUTES: list[tuple[Operation, Handler]] = [
             path="/v1/agents/{agent_id}/invoke",
             operation_id="invokeAgent",
             scope=Scope.AGENTS_INVOKE,
-            summary="Run an agent and wait for its output (504 past the deadline); with "
-            "thread_id, on that conversation thread (409 thread_busy while another run "
-            "holds it)",
+            summary="Run an agent and wait for its output (504 past the deadline; 422 "
+            "budget_exceeded when the run would pass its agent's limits); with thread_id, on "
+            "that conversation thread (409 thread_busy while another run holds it)",
             tag="agents",
             request=InvokeRequest,
-            responses={200: InvokeResponse},
+            responses={200: InvokeResponse, 422: ErrorBody},
         ),
         invoke_agent,
     ),

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.agents.accounting import RunUsage
 from worker.durations import GoDuration, ReportedDuration
 from worker.gojson import GoModel
 from worker.threads.keys import THREAD_ID_PATTERN
@@ -86,6 +87,17 @@ class InvokeMetadata(BaseModel):
         False, description="True when a fallback or the basic provider answered."
     )
     thread_id: str | None = Field(None, description="The thread the run continued, if any.")
+    usage: RunUsage | None = Field(
+        None,
+        description="What the run spent on model calls (absent when the worker counts none: "
+        "WORKER_ACCOUNTING=false).",
+    )
+    time_to_first_token: str | None = Field(
+        None,
+        description="For a run that streamed tokens: from its start to its first token, a Go "
+        "duration.",
+        examples=["412.5ms"],
+    )
 
 
 class InvokeResponse(BaseModel):
@@ -199,7 +211,11 @@ class ThreadCheckpoint(BaseModel):
     checkpoint_id: str
     parent_checkpoint_id: str | None
     created_at: datetime
-    metadata: dict[str, Any] = Field(description="LangGraph's: source, step, ...")
+    metadata: dict[str, Any] = Field(
+        description="LangGraph's (source, step, ...), the agent and the run that wrote it "
+        "(agent_id, agent_type, run_id); the last checkpoint of a turn also holds what the "
+        "turn spent: usage and, when it streamed tokens, time_to_first_token."
+    )
     values: ThreadValues
     interrupts: list[Interrupt]
 

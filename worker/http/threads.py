@@ -16,6 +16,7 @@ from worker.http.middleware import read_json
 from worker.http.openapi import Operation
 from worker.http.schemas import (
     CreateThread,
+    ErrorBody,
     InvokeResponse,
     ResumeRequest,
     Thread,
@@ -202,10 +203,11 @@ ROUTES: list[tuple[Operation, Handler]] = [
             operation_id="resumeThread",
             scope=Scope.AGENTS_INVOKE,
             summary="Answer an interrupted thread's question and continue its run (409 "
-            "thread_not_interrupted when it asks nothing, thread_busy while a run holds it)",
+            "thread_not_interrupted when it asks nothing, thread_busy while a run holds it; "
+            "422 budget_exceeded when the run would pass its agent's limits)",
             tag="threads",
             request=ResumeRequest,
-            responses={200: InvokeResponse},
+            responses={200: InvokeResponse, 422: ErrorBody},
             parameters=(_THREAD_PARAMETER,),
         ),
         resume_thread,

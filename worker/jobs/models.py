@@ -13,6 +13,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.agents.accounting import RunUsage
 from worker.durations import GoDuration, ReportedDuration
 from worker.gojson import GoModel
 from worker.jobs.history import CallbackDelivery, TaskEvent, appended
@@ -212,6 +213,10 @@ class TaskRecord(BaseModel):
     thread_id: str | None = None
     interrupt: Any = None
     """What an ``interrupted`` job asks."""
+    usage: RunUsage | None = None
+    """What the job's run spent (CONTRACT section 7), whatever its outcome."""
+    time_to_first_token: str | None = None
+    """For a run that streamed tokens: from its start to its first token (a Go duration)."""
     history: list[TaskEvent] = Field(default_factory=list)
     history_dropped: int = 0
     callback_delivery: CallbackDelivery | None = None
@@ -220,6 +225,15 @@ class TaskRecord(BaseModel):
     def note(self, *events: TaskEvent) -> None:
         """Add ``events`` to the job's story (written with the record's next write)."""
         self.history, self.history_dropped = appended(self.history, self.history_dropped, *events)
+
+
+_USAGE_DESCRIPTION = (
+    "What the run spent on model calls, up to its end (a failed or cancelled run's too); "
+    "absent when it did not run or the worker counts none (WORKER_ACCOUNTING=false)."
+)
+_TTFT_DESCRIPTION = (
+    "For a run that streamed tokens: from its start to its first token, a Go duration."
+)
 
 
 class TaskView(BaseModel):
@@ -249,6 +263,10 @@ class TaskView(BaseModel):
             "served from /v1/tasks/{task_id}/events."
         ),
     )
+    usage: RunUsage | None = Field(None, description=_USAGE_DESCRIPTION)
+    time_to_first_token: str | None = Field(
+        None, description=_TTFT_DESCRIPTION, examples=["412.5ms"]
+    )
     history: list[TaskEvent] = Field(
         default_factory=list,
         description="The job's state changes, oldest first: queued, each attempt running on its "
@@ -270,6 +288,10 @@ class CallbackMetadata(BaseModel):
     execution_time: ReportedDuration | None = None
     attempts: int
     worker_id: str | None
+    usage: RunUsage | None = Field(None, description=_USAGE_DESCRIPTION)
+    time_to_first_token: str | None = Field(
+        None, description=_TTFT_DESCRIPTION, examples=["412.5ms"]
+    )
 
 
 CallbackStatus = Literal["completed", "failed", "cancelled", "interrupted"]
@@ -313,12 +335,16 @@ class CallbackBody(BaseModel):
                 execution_time=record.execution_time,
                 attempts=record.attempts,
                 worker_id=record.worker_id,
+                usage=record.usage,
+                time_to_first_token=record.time_to_first_token,
             ),
         )
 
     def to_json(self) -> bytes:
         """Serialised, without the ``null`` members a receiver does not need."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if self.metadata.usage is not None:  # whole: a null cost_usd says "no price"
+            data["metadata"]["usage"] = self.metadata.usage.model_dump(mode="json")
         if self.status == "completed":
             data.setdefault("result", None)
         elif self.status == "interrupted":

@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 
 from worker.agents import thread_runs
+from worker.agents.accounting import RunUsage, UsageTracker
 from worker.agents.runtime import RunResult, invoke
 from worker.agents.store import AgentStore, ResolvedAgent
 from worker.agents.thread_runs import OnThread, Resume
@@ -77,6 +78,7 @@ class Execute(Protocol):
         stream_url: str | None,
         traceparent: str | None,
         thread: OnThread | None,
+        tracker: UsageTracker | None,
     ) -> Awaitable[RunResult]: ...
 
 
@@ -89,11 +91,14 @@ async def invoke_without_frames(
     stream_url: str | None,
     traceparent: str | None,
     thread: OnThread | None,
+    tracker: UsageTracker | None,
 ) -> RunResult:
     """Run the agent with no progress frames."""
     if thread is not None:
-        return await thread_runs.invoke(agent, value, thread, time_limit=time_limit)
-    return await invoke(agent, value, time_limit=time_limit, run_id=None)
+        return await thread_runs.invoke(
+            agent, value, thread, time_limit=time_limit, tracker=tracker
+        )
+    return await invoke(agent, value, time_limit=time_limit, run_id=None, tracker=tracker)
 
 
 class JobRunner:
@@ -290,6 +295,8 @@ class JobRunner:
         time_limit = task.timeout or self._s.job_timeout
         start = time.perf_counter()
         status, result, error = TaskStatus.FAILED, None, None
+        # Ours, not the run's: a run that raised spent all the same, and the record says so.
+        tracker = agent.tracker()
         try:
             run = await self._execute(
                 agent,
@@ -299,6 +306,7 @@ class JobRunner:
                 stream_url=task.stream_url,
                 traceparent=record.traceparent,
                 thread=self._on_thread(task, time_limit),
+                tracker=tracker,
             )
             status, result = TaskStatus.COMPLETED, run.output
             if run.status == "interrupted":
@@ -339,6 +347,10 @@ class JobRunner:
             self._running.pop(task.id, None)
             self._cancelled.discard(task.id)
         record.execution_time = time.perf_counter() - start
+        if tracker is not None:
+            spent = tracker.to_json()
+            record.usage = RunUsage.model_validate(spent["usage"])
+            record.time_to_first_token = spent.get("time_to_first_token")
         labelled(JOB_DURATION, agent.record.type, status.value).observe(record.execution_time)
         await self._outcomes.finish(msg, record, status, result=result, error=error, ran=True)
 

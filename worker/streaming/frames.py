@@ -9,6 +9,9 @@ A ``processing`` frame may name the agent step it reports in ``event`` (CONTRACT
 step's details in ``data``. Both keys are left out when unset, so a frame without them reads as
 section 3 says.
 
+A final frame carries what the run spent (``usage`` and ``time_to_first_token``, CONTRACT
+section 7), when the worker counts it.
+
 Coalescing (for a reader that fell behind) merges consecutive ``processing`` frames into one:
 it keeps the newest frame's ``seq``, ``progress``, ``message`` and ``ts``, joins text
 ``partial_result``s in order (a non-text one keeps the newest), and says in ``coalesced`` how
@@ -98,6 +101,9 @@ class Draft(_Kind):
     data: dict[str, Any] | None = None
     interrupt: Any = None
     """On an ``interrupted`` frame: what the run asks."""
+    spent: dict[str, Any] | None = None
+    """On a final frame: what the run spent (``usage``, and ``time_to_first_token`` when it
+    streamed tokens: CONTRACT section 7), keys of the frame."""
     ts: str = field(default_factory=now_ts)
     coalesced: int = 1
 
@@ -131,6 +137,8 @@ class Draft(_Kind):
             body["event"] = self.event
         if self.data is not None:
             body["data"] = self.data
+        if self.spent is not None:
+            body.update(self.spent)
         if self.coalesced > 1:
             body["coalesced"] = self.coalesced
         return dumps(body)

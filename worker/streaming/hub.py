@@ -11,7 +11,9 @@ the same deadline, limits, metrics and errors, plus frames. What a watcher of a 
   the new attempt follow with the next ``seq``: a new ``started`` frame with a higher
   ``attempt``, progress from 0 and partial results from scratch. A handed-back or retryable
   failed attempt ends with a ``processing`` frame saying so, never a final frame;
-- a deadline ends with ``failed``, error code ``timeout`` (as the job callback says).
+- a deadline ends with ``failed``, error code ``timeout`` (as the job callback says);
+- the final frame carries what the run spent (``usage``, ``time_to_first_token``), whatever
+  ended it; a run stopped by its agent's limits ends ``failed`` with ``budget_exceeded``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 
 from worker.agents import runtime, thread_runs
+from worker.agents.accounting import UsageTracker
 from worker.agents.runtime import RunResult
 from worker.agents.store import ResolvedAgent
 from worker.agents.thread_runs import OnThread, ThreadRun
@@ -239,11 +242,12 @@ class StreamHub:
         run_id: uuid.UUID | None = None,
         thread: OnThread | None = None,
         begun: asyncio.Future[None] | None = None,
+        tracker: UsageTracker | None = None,
     ) -> RunResult:
         """Run the agent with frame callbacks, emitting started, processing... and a final
         frame for ``task_id``; return ``RunResult`` like ``runtime.invoke`` and raise the same
         errors (``DeadlineExceeded``, ``AgentFailed``, ``asyncio.CancelledError`` after the
-        final frame is published). ``run_id``: the LangChain run's id (``runtime.execute``).
+        final frame is published). ``run_id``, ``tracker``: see ``runtime.execute``.
 
         With ``thread`` the run holds that thread first (``thread_runs.hold``): what keeps it
         from getting the thread (busy, unknown, not interrupted...) is raised before any frame
@@ -256,6 +260,8 @@ class StreamHub:
             _NO_THREAD if thread is None else thread_runs.hold(agent, value, thread, run_id=run_id)
         )
         last: Draft | None = None
+        if tracker is None:
+            tracker = agent.tracker()
 
         async def work(config: RunnableConfig) -> Any:
             return await stream_agent(
@@ -273,10 +279,10 @@ class StreamHub:
                 try:
                     if held is None:
                         result = await runtime.execute(
-                            agent, work, time_limit=time_limit, run_id=run_id
+                            agent, work, time_limit=time_limit, run_id=run_id, tracker=tracker
                         )
                     else:
-                        result = await self._on_thread(held, agent, writer, time_limit)
+                        result = await self._on_thread(held, agent, writer, time_limit, tracker)
                 except BaseException as exc:
                     last = _ending(exc, writer.progress)
                     raise
@@ -284,11 +290,18 @@ class StreamHub:
             return result
         finally:
             if last is not None:
+                if last.final and tracker is not None:
+                    last.spent = tracker.to_json()  # the tracker is closed: the run is over
                 writer.emit(last)
             await asyncio.shield(writer.close(self.options.flush_timeout))
 
     async def _on_thread(
-        self, run: ThreadRun, agent: ResolvedAgent, writer: FrameWriter, time_limit: float
+        self,
+        run: ThreadRun,
+        agent: ResolvedAgent,
+        writer: FrameWriter,
+        time_limit: float,
+        tracker: UsageTracker | None,
     ) -> RunResult:
         """Execute ``run`` with frame callbacks. The callbacks report each ``interrupt()`` as
         its node raises it; one of the result they did not report still gets its ``interrupt``
@@ -310,7 +323,7 @@ class StreamHub:
                 runnable=graph,
             )
 
-        result = await run.execute(call, time_limit=time_limit)
+        result = await run.execute(call, time_limit=time_limit, tracker=tracker)
         for question in result.interrupts:
             if question["id"] not in asked:
                 progress = writer.progress

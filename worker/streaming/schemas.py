@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from worker.agents.accounting import RunUsage
 from worker.durations import GoDuration
 from worker.gojson import GoModel
 from worker.streaming.frames import FrameEvent
@@ -96,6 +97,17 @@ class Frame(BaseModel):
         ge=2,
         description="Present when a reader fell behind: this frame stands for the frames "
         "seq-coalesced+1 ... seq (text partial results joined).",
+    )
+    usage: RunUsage | None = Field(
+        None,
+        description="On the final frame: what the run spent on model calls, up to its end "
+        "(a failed or cancelled run's too).",
+    )
+    time_to_first_token: str | None = Field(
+        None,
+        description="On the final frame of a run that streamed tokens: from its start to its "
+        "first token, a Go duration ('412.5ms').",
+        examples=["412.5ms"],
     )
 
 

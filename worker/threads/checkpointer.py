@@ -25,7 +25,7 @@ Values are encoded with the saver's ``serde`` (``JsonPlusSerializer``) inside ms
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import ormsgpack
@@ -232,6 +232,34 @@ class KVCheckpointer(BaseCheckpointSaver[int]):
                 continue
             return
         raise RuntimeError(f"could not record writes under {key}: it kept changing")
+
+    async def amerge_metadata(
+        self, config: RunnableConfig, values: Mapping[str, Any], *, where: Mapping[str, Any]
+    ) -> bool:
+        """Merge ``values`` into the metadata of the newest checkpoint of ``config``'s thread
+        and namespace, if that metadata holds every item of ``where``; False when it does not
+        (or the thread has none). Not LangGraph's: the worker notes there what a turn spent,
+        known only once the run that wrote the checkpoint has ended."""
+        thread_id, ns = _thread_and_ns(config)
+        head = await self._bucket.get(keys.head(thread_id, ns))
+        if head is None:
+            return False
+        key = keys.checkpoint(thread_id, ns, head.value.decode())
+        for _ in range(_CAS_ROUNDS):
+            stored = await self._bucket.get(key)
+            if stored is None:
+                return False
+            record = ormsgpack.unpackb(stored.value)
+            metadata = self.serde.loads_typed(tuple(record["metadata"]))
+            if not _matches(metadata, dict(where)):
+                return False
+            record["metadata"] = self.serde.dumps_typed({**metadata, **values})
+            try:
+                await self._bucket.update(key, ormsgpack.packb(record), revision=stored.revision)
+            except Stale:
+                continue
+            return True
+        raise RuntimeError(f"could not update {key}: it kept changing")
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Remove every checkpoint and write of ``thread_id`` (its record and lease stay)."""

@@ -167,6 +167,14 @@ class ThreadStore:
 
     # --- writing --------------------------------------------------------------------------
 
+    async def note_turn(
+        self, thread_id: str, run: Mapping[str, Any], values: Mapping[str, Any]
+    ) -> bool:
+        """Merge ``values`` into the metadata of the thread's newest checkpoint if the run
+        ``run`` names (metadata items, e.g. ``{"run_id": ...}``) wrote it: what a turn spent,
+        shown per checkpoint by ``history``. False when that run wrote none."""
+        return await self.checkpointer.amerge_metadata(self.config(thread_id), values, where=run)
+
     async def delete(self, thread_id: str) -> None:
         """Remove the thread and all its checkpoints; 404 if unknown, 409 ``thread_busy``
         while a run holds it."""
