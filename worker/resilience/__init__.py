@@ -11,6 +11,7 @@ transient errors, and fallback chains that degrade to a basic answer.
 - ``registry``: the worker's breakers, shared by every agent naming the same endpoint.
 - ``scope``: the run's deadline, which provider answered, and whether the run was stopped
   (its budget spent: no model is called again), shared with the caller.
+- ``metering``: what a provider's call reports to the run's usage tracker (chunks, usage).
 """
 
 from worker.resilience.admission import Admission, AdmissionRecorder

@@ -47,7 +47,7 @@ class Meter(Protocol):
         ...
 
 
-def answered(call: CallMeter, result: ChatResult) -> None:
+def meter_answer(call: CallMeter, result: ChatResult) -> None:
     """A whole answer: the usage each of its messages reports, then the call's end."""
     for generation in result.generations:
         usage = getattr(generation.message, "usage_metadata", None)
@@ -56,7 +56,7 @@ def answered(call: CallMeter, result: ChatResult) -> None:
     call.end()
 
 
-def streamed(call: CallMeter, chunk: ChatGenerationChunk) -> None:
+def meter_chunk(call: CallMeter, chunk: ChatGenerationChunk) -> None:
     """One chunk of a streamed answer: a token when it carries output, and its usage if any
     (OpenAI's comes in a last chunk of its own)."""
     message = chunk.message

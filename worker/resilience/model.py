@@ -30,7 +30,7 @@ from pydantic import ConfigDict
 from worker.resilience.chain_check import ChainCheck
 from worker.resilience.failures import ProviderFailure, exhausted
 from worker.resilience.guard import ProviderGuard
-from worker.resilience.metering import CallMeter, answered, streamed
+from worker.resilience.metering import CallMeter, meter_answer, meter_chunk
 from worker.resilience.scope import check_stopped, current_meter, record_answer
 from worker.telemetry.metrics import PROVIDER_FALLBACKS
 
@@ -145,7 +145,7 @@ class GuardedChatModel(BaseChatModel):
             result = call() if self.guard is None else self.guard.call_sync(call)
         self._answered(result)
         if meter is not None:
-            answered(meter, result)  # past the budget: BudgetExceeded, not a provider failure
+            meter_answer(meter, result)  # past the budget: BudgetExceeded, not a provider failure
         return result
 
     async def _agenerate(
@@ -164,7 +164,7 @@ class GuardedChatModel(BaseChatModel):
             result: ChatResult = await (call() if self.guard is None else self.guard.call(call))
         self._answered(result)
         if meter is not None:
-            answered(meter, result)  # past the budget: BudgetExceeded, not a provider failure
+            meter_answer(meter, result)  # past the budget: BudgetExceeded, not a provider failure
         return result
 
     # No ``_stream``: synchronous streaming falls back to one whole answer through ``_generate``.
@@ -187,7 +187,7 @@ class GuardedChatModel(BaseChatModel):
             async for chunk in chunks:
                 started = True
                 if meter is not None:
-                    streamed(meter, chunk)  # past the budget: BudgetExceeded ends the stream
+                    meter_chunk(meter, chunk)  # past the budget: BudgetExceeded ends the stream
                 yield chunk
         except BaseException as exc:
             if not started:
