@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.http.sidebyside
+	$(BIN)/python -m bench.http.sidebyside --agent chat --against accounting --rounds 5
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.outage

@@ -1,22 +1,24 @@
-"""``python -m bench.accounting``: the CPU a ``chat`` run spends on accounting.
+"""``python -m bench.accounting``: the CPU a ``chat`` run spends on accounting, in process.
 
-The ``chat`` agent on the fake model is run in process through ``runtime.execute`` (its
-deadline, run scope and metrics, as the worker's doors run it), in batches, alternately without
-and with a ``UsageTracker`` attached (a price and both limits set, so every check runs), plainly
-(``ainvoke``: the invoke door and jobs) and streamed token by token (with the streaming doors'
-``FrameCallbacks`` attached). What is compared is the process CPU time per run
-(``time.process_time``); alternating the batches lets both sides see the same drift of a shared
-machine, and each round gives one ratio, with the tracker over without. The rounds' median is
-the figure; the goal is below 1.03 (3%).
+The ``chat`` agent on the fake model is run through ``runtime.execute`` (its deadline, run
+scope, metrics and accounting, as the worker's doors run it), in batches, alternately built with
+accounting off (``WORKER_ACCOUNTING=false``) and on (a price and both limits set, so every
+check runs), plainly (``ainvoke``: the invoke door and jobs) and streamed token by token (with
+the streaming doors' ``FrameCallbacks`` attached). What is compared is the process CPU time per
+run (``time.process_time``); alternating the batches lets both sides see the same drift of a
+shared machine, and each round gives one ratio, on over off. The rounds' median is the figure;
+the goal is below 1.03 (3%).
 
-A third line attaches a handler that does nothing (it hears the same events and ignores them):
-what LangChain itself costs a run for having any handler attached (it dispatches every
-runnable's start and end to it, and checks it against its streaming-handler protocol before
-each model call), which no handler can avoid; the rest is the tracker's own work.
+A third line attaches a callback handler that does nothing to a run with accounting off: what
+LangChain itself charges a run for having any handler attached (it dispatches every runnable's
+start and end to it, and checks it against its streaming-handler protocol before each model
+call). That is why a ``chat`` run's accounting attaches none: its providers report into the
+run's scope instead (``worker.resilience.metering``).
 
-The fake model answers in microseconds, so this is the tracker against the cheapest run there
-is; a run through the HTTP door costs the HTTP handling on top, and a real model's run the
-network, both of which make the tracker's share smaller still.
+The fake model answers in microseconds, so this is accounting against the cheapest run there
+is; a run through the HTTP door costs the HTTP handling on top (``python -m
+bench.http.sidebyside --against accounting --agent chat`` measures that), and a real model's
+run the network, both of which make accounting's share smaller still.
 """
 
 from __future__ import annotations
@@ -33,46 +35,53 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig
 
 from worker.agents import runtime
-from worker.agents.accounting import PriceTable, RunLimits, UsageTracker
+from worker.agents.accounting import PriceTable
 from worker.agents.agent_type import BuildContext
 from worker.agents.registry import AgentTypeRegistry
-from worker.agents.store import AgentRecord, ResolvedAgent
-from worker.streaming.agent_events import FrameCallbacks
+from worker.agents.store import AgentRecord, ResolvedAgent, build_agent
+from worker.streaming.agent_events import stream_agent
 
 PRICES = PriceTable.model_validate({"models": {"fake": {"input": "0.15", "output": "0.60"}}})
-LIMITS = RunLimits(max_tokens_per_run=1_000_000, max_cost_per_run=100.0)
+LIMITS = {"max_tokens_per_run": 1_000_000, "max_cost_per_run": 100.0}
 QUESTION = "Hello there, how are you?"
 Mode = Callable[[ResolvedAgent, list[BaseCallbackHandler]], Awaitable[Any]]
 
 
-def chat_agent() -> ResolvedAgent:
-    """The ``chat`` agent with its default config (the fake model), as the store builds it."""
+def chat_agent(*, accounting: bool) -> ResolvedAgent:
+    """The ``chat`` agent (the fake model, limits set), as the store builds it."""
     chat = AgentTypeRegistry.discover().get("chat")
     now = datetime.now(UTC)
+    config = chat.parse_config({"limits": LIMITS}).model_dump(mode="json")
     record = AgentRecord(
-        id="bench-chat", type="chat", name="", config={}, created_at=now, updated_at=now
+        id="bench-chat", type="chat", name="", config=config, created_at=now, updated_at=now
     )
-    runnable = chat.build(chat.parse_config({}), BuildContext())
-    return ResolvedAgent(record=record, agent_type=chat, runnable=runnable)
+    return build_agent(record, chat, BuildContext(prices=PRICES, accounting=accounting))
 
 
-async def plain(agent: ResolvedAgent, callbacks: list[BaseCallbackHandler]) -> Any:
+async def plain(agent: ResolvedAgent, handlers: list[BaseCallbackHandler]) -> Any:
     """One run as the invoke door and jobs run it."""
 
     async def work(config: RunnableConfig) -> Any:
-        return await agent.runnable.ainvoke(QUESTION, {**config, "callbacks": callbacks})
+        if handlers:
+            config = {**config, "callbacks": handlers}
+        return await agent.runnable.ainvoke(QUESTION, config)
 
     return await runtime.execute(agent, work, time_limit=30)
 
 
-async def streamed(agent: ResolvedAgent, callbacks: list[BaseCallbackHandler]) -> Any:
+async def streamed(agent: ResolvedAgent, handlers: list[BaseCallbackHandler]) -> Any:
     """One run as the streaming doors run it: every token a draft frame."""
-    frames = FrameCallbacks(lambda _: None)
-    return await plain(agent, [*callbacks, frames])
+
+    async def work(config: RunnableConfig) -> Any:
+        if handlers:
+            config = {**config, "callbacks": handlers}
+        return await stream_agent(agent, QUESTION, config, lambda _: None)
+
+    return await runtime.execute(agent, work, time_limit=30)
 
 
 class NoOp(BaseCallbackHandler):
-    """Hears what the tracker hears, and does nothing."""
+    """Hears what a usage handler would hear, and does nothing."""
 
     run_inline = True
     ignore_chain = True
@@ -83,71 +92,57 @@ class NoOp(BaseCallbackHandler):
     def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
         """Nothing."""
 
-    def close(self) -> None:
-        """Nothing."""
 
-    def to_json(self) -> dict[str, Any]:
-        """Nothing."""
-        return {}
+Side = tuple[ResolvedAgent, bool]
+"""An agent, and whether its runs get a ``NoOp`` handler."""
 
 
-def tracker() -> UsageTracker:
-    """The tracker as a door would attach it."""
-    return UsageTracker(agent_type="chat", prices=PRICES, limits=LIMITS)
-
-
-Handler = Callable[[], UsageTracker | NoOp]
-
-
-async def batch(agent: ResolvedAgent, mode: Mode, runs: int, handler: Handler | None) -> float:
-    """CPU seconds per run, over ``runs`` runs, with a new ``handler()`` each (or none)."""
+async def batch(side: Side, mode: Mode, runs: int) -> float:
+    """CPU seconds per run of ``side``, over ``runs`` runs."""
+    agent, noop = side
     start = time.process_time()
     for _ in range(runs):
-        if handler is None:
-            await mode(agent, [])
-            continue
-        attached = handler()
-        await mode(agent, [attached])
-        attached.close()
-        attached.to_json()
+        await mode(agent, [NoOp()] if noop else [])
     return (time.process_time() - start) / runs
 
 
 async def measure(
-    mode: Mode, handler: Handler, *, runs: int, rounds: int
+    mode: Mode, off: Side, on: Side, *, runs: int, rounds: int
 ) -> tuple[float, float, float]:
-    """The median ratio (with ``handler`` over without) and the median µs per run without
-    and with."""
-    agent = chat_agent()
-    await batch(agent, mode, runs, None)  # warm up both paths
-    await batch(agent, mode, runs, handler)
-    ratios, off, on = [], [], []
+    """The median ratio (``on`` over ``off``) and the median µs per run of each."""
+    await batch(off, mode, runs)  # warm up both paths
+    await batch(on, mode, runs)
+    ratios, offs, ons = [], [], []
     for i in range(rounds):
-        order = (None, handler) if i % 2 == 0 else (handler, None)
-        seconds = {h is None: await batch(agent, mode, runs, h) for h in order}
-        off.append(seconds[True])
-        on.append(seconds[False])
-        ratios.append(seconds[False] / seconds[True])
-    return statistics.median(ratios), statistics.median(off) * 1e6, statistics.median(on) * 1e6
+        order = (off, on) if i % 2 == 0 else (on, off)
+        seconds = {side is on: await batch(side, mode, runs) for side in order}
+        offs.append(seconds[False])
+        ons.append(seconds[True])
+        ratios.append(seconds[True] / seconds[False])
+    return statistics.median(ratios), statistics.median(offs) * 1e6, statistics.median(ons) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print, per way of running, the µs of CPU per run without and with the tracker, and
-    their ratio."""
+    """Print, per way of running, the µs of CPU per run without and with, and their ratio."""
     p = argparse.ArgumentParser(prog="python -m bench.accounting", description=__doc__)
     p.add_argument("--runs", type=int, default=200, help="runs per batch (default 200)")
     p.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
     args = p.parse_args(argv)
-    cases: list[tuple[str, Mode, Handler]] = [
-        ("plain, tracker", plain, tracker),
-        ("plain, no-op handler", plain, NoOp),
-        ("streamed, tracker", streamed, tracker),
-        ("streamed, no-op handler", streamed, NoOp),
+    off: Side = (chat_agent(accounting=False), False)
+    on: Side = (chat_agent(accounting=True), False)
+    noop: Side = (off[0], True)
+    cases: list[tuple[str, Mode, Side]] = [
+        ("plain, accounting", plain, on),
+        ("plain, no-op handler", plain, noop),
+        ("streamed, accounting", streamed, on),
+        ("streamed, no-op handler", streamed, noop),
     ]
-    for name, mode, handler in cases:
-        ratio, off, on = asyncio.run(measure(mode, handler, runs=args.runs, rounds=args.rounds))
+    for name, mode, side in cases:
+        ratio, without, with_ = asyncio.run(
+            measure(mode, off, side, runs=args.runs, rounds=args.rounds)
+        )
         print(
-            f"chat {name:24}: {off:7.1f} µs CPU/run without, {on:7.1f} µs with: "
+            f"chat {name:24}: {without:7.1f} µs CPU/run without, {with_:7.1f} µs with: "
             f"{ratio:.3f}x ({(ratio - 1) * 100:+.1f}%)"
         )
     return 0

@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         description="Count what every run spends: usage, cost and time to first token in "
         "answers, frames, callbacks and tasks, their metrics, and agents' limits. Off "
         "(--no-accounting), runs report no usage and limits are not enforced: for measuring "
-        "what accounting costs (python -m bench.http.sidebyside --compare accounting).",
+        "what accounting costs (python -m bench.http.sidebyside --against accounting).",
     )
 
     # --- NATS -----------------------------------------------------------------------------
