@@ -262,6 +262,25 @@ _INTER_TOKEN_BUCKETS = (
     1,
     2,
 )
+# US dollars per run: a hundredth of a cent to ten dollars.
+_RUN_COST_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
 _MODEL_CALL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 
 LLM_TOKENS = Counter(
@@ -274,6 +293,13 @@ LLM_COST = Counter(
     "agentos_llm_cost_usd_total",
     "US dollars spent on model calls, priced by the operator's price table (WORKER_PRICES_FILE).",
     ["agent_type", "provider", "model"],
+)
+RUN_COST = Histogram(
+    "agentos_run_cost_usd",
+    "What one run cost in US dollars, observed once when it ends (runs that spent tokens, all "
+    "of them priced).",
+    ["agent_type"],
+    buckets=_RUN_COST_BUCKETS,
 )
 LLM_UNPRICED_TOKENS = Counter(
     "agentos_llm_unpriced_tokens_total",

@@ -1,5 +1,6 @@
 """The price table: the TOML file, cost to the cent, ``provider:model`` keys, and a model
-without a price (``cost_usd`` null, and the unpriced counter moves)."""
+without a price (``cost_usd`` null, and the unpriced counter moves); a run's cost in the per-run
+histogram."""
 
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ async def test_a_runs_cost_with_the_tracker(prices: PriceTable) -> None:
     labels = {"agent_type": "chat", "provider": "fake", "model": "acct-priced"}
     assert moved("agentos_llm_cost_usd_total", **labels) == pytest.approx(3.7265375)
     assert moved("agentos_llm_unpriced_tokens_total", **labels) == 0
+    # The run's whole cost, once, in the per-run histogram.
+    assert moved("agentos_run_cost_usd_count", agent_type="chat") == 1
+    assert moved("agentos_run_cost_usd_sum", agent_type="chat") == pytest.approx(3.7265375)
 
 
 async def test_a_model_without_a_price_gives_null_and_moves_the_counter(
@@ -111,6 +115,7 @@ async def test_a_model_without_a_price_gives_null_and_moves_the_counter(
     labels = {"agent_type": "chat", "provider": "fake", "model": "acct-unpriced"}
     assert moved("agentos_llm_unpriced_tokens_total", **labels) == 42
     assert moved("agentos_llm_cost_usd_total", **labels) == 0
+    assert moved("agentos_run_cost_usd_count", agent_type="chat") == 0  # no figure, no guess
 
 
 def test_no_file_is_an_empty_table() -> None:

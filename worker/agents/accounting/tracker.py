@@ -42,7 +42,7 @@ from worker.agents.accounting.usage import Usage, usage_of
 from worker.durations import seconds_to_go
 from worker.errors import BudgetExceeded
 from worker.resilience.scope import stop_run
-from worker.telemetry.metrics import TOOL_CALLS, TOOL_DURATION, labelled
+from worker.telemetry.metrics import RUN_COST, TOOL_CALLS, TOOL_DURATION, labelled
 
 _now = time.perf_counter
 _INF = float("inf")
@@ -138,6 +138,7 @@ class UsageTracker:
     __slots__ = (
         "agent_type",
         "budget",
+        "closed",
         "cost",
         "cost_room",
         "estimated",
@@ -178,6 +179,7 @@ class UsageTracker:
         """The limit the run passed, once it has."""
         self.open: set[ModelCall] = set()
         self.tools: dict[Any, tuple[str, float]] = {}
+        self.closed = False
         # The calls in progress: their streamed chunks and those chunks' estimated cost, and
         # how much of each the budget has room for (infinite without a limit), so that a
         # streamed token costs two comparisons.
@@ -269,11 +271,17 @@ class UsageTracker:
     def close(self) -> None:
         """Account for the calls the run left unfinished (it was cancelled, or its deadline
         passed): each model call's streamed chunks as output tokens, each tool as
-        ``cancelled``. Call it once the run is over; calling it again does nothing."""
+        ``cancelled``; then the run's cost in ``agentos_run_cost_usd`` (a run that spent
+        tokens, all priced). Call it once the run is over; calling it again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         for call in list(self.open):
             self.settle(call)
         for key in list(self.tools):
             self.tool_done(key, "cancelled")
+        if self.usage.total_tokens and not self.unpriced:
+            labelled(RUN_COST, self.agent_type).observe(float(self.cost))
 
     @property
     def cost_usd(self) -> Decimal | None:
