@@ -163,6 +163,17 @@ def test_dashboard_covers_the_operators_questions() -> None:
         "agentos_circuit_breaker_state",
         "agentos_dead_letters",
         "agentos_consumer_pending_messages",
+        "agentos_llm_tokens",
+        "agentos_llm_cost_usd",
+        "agentos_run_cost_usd",
+        "agentos_llm_time_to_first_token_seconds",
+        "agentos_llm_inter_token_seconds",
+        "agentos_llm_call_duration_seconds",
+        "agentos_job_queue_wait_seconds",
+        "agentos_job_redeliveries",
+        "agentos_tool_calls",
+        "agentos_tool_duration_seconds",
+        "agentos_budget_exceeded",
     }
     assert required <= used, f"no panel for {required - used}"
     queries = "\n".join(q for _, q in _dashboard_queries())
