@@ -4,8 +4,10 @@ everything a dashboard panel counts after minutes of real traffic.
 A round drives every door and every condition a panel shows, healthy or not:
 
 - synchronous invokes of ``chat`` (the fake model) on each worker;
-- the ``agent`` type on the ``openai`` provider (the fake OpenAI server): one invoke that calls
-  a tool, one run streamed over SSE;
+- the ``agent`` type on the ``openai`` provider (the fake OpenAI server, which reports usage,
+  its model priced by the workers' ``WORKER_PRICES_FILE``): one invoke that calls a tool, one
+  run streamed over SSE (time to first token, the gaps between tokens), and one run of an agent
+  whose ``limits`` it passes at once (a budget stop, 422);
 - a ``chat`` run over the WebSocket;
 - jobs over NATS with signed callbacks, one of them pushing its frames to a ``stream_url``
   where nothing listens (its frames are dropped, ``receiver_gone``), and one malformed message
@@ -21,6 +23,7 @@ import asyncio
 import io
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,14 +42,25 @@ TOOL_CALL = {"tool_calls": [{"name": "calculator", "args": {"expression": "6 * 7
 MALFORMED_JOB = b'{"id": "x", "type": '
 # Over WORKER_MAX_BODY_BYTES (1 MiB by default): answered 413 before the body is read.
 OVERSIZED = b'{"input": "' + b"x" * (1 << 20) + b'"}'
+# The fake OpenAI server's model (tests.resilience.conftest.openai_spec), priced high enough that
+# a run of a few tokens costs cents, inside agentos_run_cost_usd's buckets.
+PRICES = """
+[models."gpt-test"]
+input = 1000
+output = 2000
+"""
 
 
-def pool_env() -> dict[str, str]:
+def pool_env(workdir: Path) -> dict[str, str]:
     """Worker settings for the load: job streams of this test's own on the shared nats-server,
-    callbacks and pushes allowed to loopback, and a push client that gives up within a second
-    (so the push to nowhere drops its frames during the test)."""
+    callbacks and pushes allowed to loopback, a push client that gives up within a second
+    (so the push to nowhere drops its frames during the test), and a price table (written in
+    ``workdir``) for the fake OpenAI server's model."""
     tag = uuid.uuid4().hex[:8]
+    prices = workdir / "prices.toml"
+    prices.write_text(PRICES, encoding="utf-8")
     return {
+        "WORKER_PRICES_FILE": str(prices),
         **JOB_ENV,
         "WORKER_TASKS_STREAM": f"TASKS_{tag.upper()}",
         "WORKER_TASKS_SUBJECT": f"agent.execute.p{tag}",
@@ -88,6 +102,13 @@ class MixedLoad:
             "agent": {
                 "type": "agent",
                 "config": {"model": openai_spec(self.healthy), "tools": ["calculator"]},
+            },
+            "budget": {
+                "type": "chat",
+                "config": {
+                    "model": openai_spec(self.healthy),
+                    "limits": {"max_tokens_per_run": 1},
+                },
             },
             "outage": {
                 "type": "chat",
@@ -138,6 +159,9 @@ class MixedLoad:
             assert resp.status == 200, await resp.text()
             frames = await sse_frames(resp)
         assert frames[-1]["status"] == "completed", frames[-1]
+        url = f"{self.workers[0].url}/v1/agents/{self.agents['budget']}/invoke"
+        status, body, _ = await call(self.http, "POST", url, json={"input": "hi"})
+        assert (status, body["error"]["code"]) == (422, "budget_exceeded"), body
 
     async def _websocket(self) -> None:
         url = f"{self.workers[-1].url}/v1/agents/{self.agents['chat']}/ws"

@@ -103,7 +103,7 @@ async def test_every_panel_has_data_and_the_outage_alert_is_pending(
     tmp_path: Path,
 ) -> None:
     binary = debian_binary("prometheus")
-    env = pool_env()
+    env = pool_env(tmp_path)
     ports = [free_port(), free_port()]
     while ports[0] == ports[1]:
         ports[1] = free_port()
