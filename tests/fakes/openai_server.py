@@ -12,10 +12,13 @@ and steer it over HTTP:
 Modes: ``ok`` (a chat completion, streamed as SSE when asked, after ``delay`` and with
 ``token_delay`` between tokens; with ``tool_calls`` set, an answer that calls those tools,
 streamed as OpenAI streams them: each call's ``id`` and ``name`` first, then its
-``arguments`` in pieces, ``finish_reason: "tool_calls"``; its ``usage`` as set, by default 5
-prompt tokens and one completion token per word of the reply, in the answer or, for a stream
-whose request asks for it with ``stream_options.include_usage``, in a last chunk of its own,
-as OpenAI sends them), ``status`` (an OpenAI-style error
+``arguments`` in pieces, ``finish_reason: "tool_calls"``; with ``reply_after_tools`` too, a
+request whose last message is a tool result gets the reply instead, so each turn of an agent
+calls the tools once then answers; with ``stamped_tokens``, a streamed reply of that many
+tokens, each the time it was sent, for benchmarks that measure token lag; its ``usage`` as set,
+by default 5 prompt tokens and one completion token per word of the reply, in the answer or, for
+a stream whose request asks for it with ``stream_options.include_usage``, in a last chunk of its
+own, as OpenAI sends them), ``status`` (an OpenAI-style error
 with ``status`` and, when set, ``Retry-After``), ``hang`` (answer nothing for ``hang`` seconds,
 then close), ``close`` (drop the connection without a response). Everything listens on
 loopback only.
@@ -81,6 +84,20 @@ class Behaviour(BaseModel):
     reply: str = "Hello from the fake OpenAI server."
     tool_calls: list[ToolCall] | None = Field(
         None, description="Call these tools instead of replying (ok mode)."
+    )
+    reply_after_tools: bool = Field(
+        False,
+        description="With tool_calls: answer a request whose last message is a tool result "
+        "with the reply, so every turn of an agent calls the tools once, then answers (one "
+        "behaviour serves any number of conversations at once).",
+    )
+    stamped_tokens: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Stream this many tokens instead of the reply, each the time it is sent: "
+        "time.time_ns() in decimal and a space (a client on the same host subtracts it from "
+        "its receive time: the token's lag).",
     )
     delay: float = Field(0.0, ge=0, le=60, description="Seconds before answering (ok mode).")
     token_delay: float = Field(0.0, ge=0, le=10, description="Seconds between streamed tokens.")
@@ -186,6 +203,9 @@ class FakeOpenAI:
         model = str(body.get("model", "fake"))
         tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or []]
         messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        answered = bool(messages) and messages[-1].get("role") == "tool"
+        if how.tool_calls and how.reply_after_tools and answered:
+            how = how.model_copy(update={"tool_calls": None})
         self.requests.append(Seen(time.monotonic(), model, stream, how.mode, tools, messages))
         if how.mode != "ok":
             return await self._fail(request, how)
@@ -221,6 +241,13 @@ class FakeOpenAI:
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         if how.tool_calls:
             await self._stream_tool_calls(resp, how, cid, model)
+        elif how.stamped_tokens:
+            await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
+            for _ in range(how.stamped_tokens):
+                if how.token_delay:
+                    await asyncio.sleep(how.token_delay)
+                await _event(resp, _chunk(cid, model, {"content": f"{time.time_ns()} "}))
+            await _event(resp, _chunk(cid, model, {}, finish="stop"))
         else:
             tokens = [t for t in _split(how.reply) if t]
             await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
@@ -320,7 +347,8 @@ def _split(text: str) -> list[str]:
 def _usage(how: Behaviour) -> dict[str, Any]:
     if how.usage is not None:
         return how.usage.to_json()
-    return Usage(prompt_tokens=5, completion_tokens=len(how.reply.split())).to_json()
+    words = how.stamped_tokens or len(how.reply.split())
+    return Usage(prompt_tokens=5, completion_tokens=words).to_json()
 
 
 def _call_id() -> str:
