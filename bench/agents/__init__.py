@@ -1,0 +1,1 @@
+"""``python -m bench.agents``: concurrent agent conversations on one worker against the floor."""

@@ -1,0 +1,78 @@
+"""The conversations' table and the goals of issue 12 beside the measures."""
+
+from __future__ import annotations
+
+from bench.agents.sweep import FLOOR, WORKER, Level
+
+GOAL_COUNT = 0.8  # the worker holds at least this share of the floor's count
+GOAL_CPU = 1.5  # CPU per token at most this multiple of the floor's
+GOAL_RSS = 256 * 1024  # bytes per conversation
+LAG_LIMIT_MS = 100
+
+
+def table(levels: list[Level]) -> str:
+    floor_cpu = {lv.count: lv.cpu_us_per_token for lv in levels if lv.target == FLOOR}
+    lines = [
+        "| conversations | target | tokens/s | lag p50 ms | lag p99 ms | turns | errors | "
+        "CPU µs/token | worker/floor CPU per token | RSS KiB/conversation | target CPU | "
+        "provider CPU | load generator CPU | nats-server CPU | holds |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "---: | ---: | --- |",
+    ]
+    for lv in levels:
+        s = lv.summary
+        ratio = ""
+        if lv.target == WORKER and floor_cpu.get(lv.count):
+            ratio = f"{lv.cpu_us_per_token / floor_cpu[lv.count]:.2f}x"
+        loadgen = f"{lv.share('loadgen'):.0%}" if lv.target == WORKER else "(in target)"
+        lines.append(
+            f"| {lv.count:,} | {lv.label} | {lv.tokens_per_s:,.0f} | {s.p50_ms:.1f} | "
+            f"{s.p99_ms:.1f} | {s.turns:,} | {s.errors} | {lv.cpu_us_per_token:,.0f} | {ratio} | "
+            f"{lv.rss_per_conversation / 1024:,.0f} | {lv.share('target'):.0%} | "
+            f"{lv.share('providers'):.0%} | {loadgen} | {lv.share('nats'):.0%} | "
+            f"{'yes' if lv.holds else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def held(levels: list[Level], target: str) -> int:
+    """The largest count ``target`` held (token lag p99 under the limit, no errors); 0: none."""
+    return max((lv.count for lv in levels if lv.target == target and lv.holds), default=0)
+
+
+def goals(levels: list[Level]) -> str:
+    """The three goals, each with its measure and whether it is met."""
+    worker, floor = held(levels, WORKER), held(levels, FLOOR)
+    out = [
+        f"- Largest count held with token lag p99 < {LAG_LIMIT_MS} ms and no failed turn: "
+        f"worker **{worker:,}**, floor **{floor:,}**."
+    ]
+    if floor:
+        ratio = worker / floor
+        met = "met" if ratio >= GOAL_COUNT else "not met"
+        out.append(f"- Worker holds ≥ {GOAL_COUNT}x the floor's count: **{ratio:.2f}x** ({met}).")
+    else:
+        out.append(f"- Worker holds ≥ {GOAL_COUNT}x the floor's count: no floor count held.")
+    pairs = [
+        (w, f)
+        for w in levels
+        for f in levels
+        if w.target == WORKER and f.target == FLOOR and w.count == f.count and f.summary.tokens
+    ]
+    if pairs:
+        worst = max(w.cpu_us_per_token / f.cpu_us_per_token for w, f in pairs)
+        best = min(w.cpu_us_per_token / f.cpu_us_per_token for w, f in pairs)
+        met = "met" if worst <= GOAL_CPU else "not met"
+        out.append(
+            f"- CPU per token ≤ {GOAL_CPU}x the floor's: **{best:.2f}x to {worst:.2f}x** over "
+            f"the counts both ran ({met})."
+        )
+    rss = [lv.rss_per_conversation for lv in levels if lv.target == WORKER]
+    if rss:
+        top = max(rss)
+        met = "met" if top < GOAL_RSS else "not met"
+        out.append(
+            f"- Worker RSS per conversation < {GOAL_RSS // 1024} KiB: at most "
+            f"**{top / 1024:,.0f} KiB** ({met})."
+        )
+    return "\n".join(out)
