@@ -191,7 +191,15 @@ class Settings(BaseSettings):
         30.0, ge=1, description="Redelivery after this long without an ack or progress."
     )
     job_max_deliver: int = Field(5, ge=1, le=100, description="Deliveries before dead letter.")
-    max_jobs: int = Field(64, ge=1, description="Jobs running at once on this worker.")
+    # Sized for jobs that wait on model providers, not for cores: a job waiting on a model
+    # costs memory (~80 KiB in flight, bench.agents) and next to no CPU, and at 64 a worker
+    # finished at most 6.4 ten-second jobs a second with its CPU idle.
+    max_jobs: int = Field(
+        1024,
+        ge=1,
+        description="Jobs running at once on this worker (most of a job's time is spent "
+        "waiting on its model; lower it for CPU-heavy agents).",
+    )
     job_fetch_batch: int = Field(32, ge=1, le=1000, description="Messages per fetch.")
     job_timeout: SettingDuration = Field(
         300.0, gt=0, description="Run limit of a job whose message sets no timeout."
