@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.jobs
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.outage
+	$(BIN)/python -m bench.agents
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
