@@ -10,16 +10,29 @@ GOAL_RSS = 256 * 1024  # bytes per conversation
 LAG_LIMIT_MS = 100
 
 
+def marginal(levels: list[Level], level: Level) -> float | None:
+    """Bytes of RSS each conversation added between the target's previous count and this
+    one (the growth that does not depend on the count cancels out); None at its first."""
+    before = [lv for lv in levels if lv.target == level.target and lv.count < level.count]
+    if not before:
+        return None
+    prev = max(before, key=lambda lv: lv.count)
+    return (level.rss_peak - prev.rss_peak) / (level.count - prev.count)
+
+
 def table(levels: list[Level]) -> str:
     floor_cpu = {lv.count: lv.cpu_us_per_token for lv in levels if lv.target == FLOOR}
     lines = [
         "| conversations | target | tokens/s | lag p50 ms | lag p99 ms | turns | errors | "
-        "CPU µs/token | worker/floor CPU per token | RSS KiB/conversation | target CPU | "
-        "provider CPU | load generator CPU | nats-server CPU | holds |",
+        "CPU µs/token | worker/floor CPU per token | RSS KiB/conversation | marginal KiB/"
+        "conversation | target CPU | provider CPU | load generator CPU | nats-server CPU | "
+        "holds |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-        "---: | ---: | --- |",
+        "---: | ---: | ---: | --- |",
     ]
     for lv in levels:
+        more = marginal(levels, lv)
+        more_text = f"{more / 1024:,.0f}" if more is not None else ""
         s = lv.summary
         ratio = ""
         if lv.target == WORKER and floor_cpu.get(lv.count):
@@ -28,7 +41,7 @@ def table(levels: list[Level]) -> str:
         lines.append(
             f"| {lv.count:,} | {lv.label} | {lv.tokens_per_s:,.0f} | {s.p50_ms:.1f} | "
             f"{s.p99_ms:.1f} | {s.turns:,} | {s.errors} | {lv.cpu_us_per_token:,.0f} | {ratio} | "
-            f"{lv.rss_per_conversation / 1024:,.0f} | {lv.share('target'):.0%} | "
+            f"{lv.rss_per_conversation / 1024:,.0f} | {more_text} | {lv.share('target'):.0%} | "
             f"{lv.share('providers'):.0%} | {loadgen} | {lv.share('nats'):.0%} | "
             f"{'yes' if lv.holds else 'no'} |"
         )
@@ -94,8 +107,10 @@ def _rss_goal(levels: list[Level]) -> list[str]:
     top = max(lv.rss_per_conversation for lv in ran)
     largest = max(ran, key=lambda lv: lv.count)
     met = "met" if top < GOAL_RSS else "not met"
+    steps = [m for m in (marginal(levels, lv) for lv in ran) if m is not None]
+    step = f"; marginal, {min(steps) / 1024:,.0f} to {max(steps) / 1024:,.0f} KiB" if steps else ""
     return [
         f"- Worker RSS per conversation < {GOAL_RSS // 1024} KiB: at most **{top / 1024:,.0f} "
         f"KiB** ({met}); {largest.rss_per_conversation / 1024:,.0f} KiB at "
-        f"{largest.count:,} conversations."
+        f"{largest.count:,} conversations{step}."
     ]
