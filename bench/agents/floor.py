@@ -31,7 +31,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from bench.agents.lag import Recorder, Schedule
 from bench.streaming.procs import run
-from worker.agents.registry import BuildContext
+from worker.agents.agent_type import BuildContext
 from worker.agents.types.agent import AgentConfig, build_graph
 from worker.threads import KVCheckpointer
 from worker.threads.bucket import ThreadsBucket
