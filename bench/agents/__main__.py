@@ -2,10 +2,10 @@
 
 One command, loopback only, every loop bounded in count and time (issue 12's benchmark):
 
-- **conversations**: for each count of the sweep (``--levels``, 100, 250, 500, 1,000, ...),
-  that many conversations at once on ONE worker process, each on its own thread, each turn one
-  tool call (the calculator) then an answer streamed by the fake OpenAI provider at a real
-  provider's pace (``--token-rate`` tokens/s for ``--answer-seconds``), driven over
+- **conversations**: for each count of the sweep (``--levels``: 25, 50, 75, 100, 150, 250,
+  500, ...), that many conversations at once on ONE worker process, each on its own thread,
+  each turn one tool call (the calculator) then an answer streamed by the fake OpenAI provider
+  at a real provider's pace (``--token-rate`` tokens/s for ``--answer-seconds``), driven over
   ``POST /v1/agents/{id}/stream`` by a load generator process (``bench.agents.clients``);
   then the same count on **the floor** (``bench.agents.floor``): the same graph, provider and
   checkpointer driven directly in a bare process. Measured per level: token lag p50/p99
@@ -40,6 +40,7 @@ from bench.streaming.procs import Placement
 from worker.testing import NatsServer
 
 OUTPUT = Path("bench/results/agents.md")
+LEVELS = [25, 50, 75, 100, 150, 250, 500, 1000, 2000]
 
 
 async def conversations(args: argparse.Namespace, plan: Plan) -> list[Level]:
@@ -169,7 +170,8 @@ def parse_args() -> argparse.Namespace:
         type=_ints,
         default=None,
         help="conversations at once, one count after the "
-        "other (default 100,250,500,1000,2000,4000)",
+        "other (default 25,50,75,100,150,250,500,1000,2000: one Python process streams "
+        "a few thousand tokens a second, so the low counts are where the limits are)",
     )
     p.add_argument("--targets", type=lambda s: s.split(","), default=[WORKER, FLOOR])
     p.add_argument("--token-rate", type=float, default=20.0, help="tokens/s of an answer")
@@ -211,7 +213,7 @@ def parse_args() -> argparse.Namespace:
         args.answer_seconds, args.seconds, args.output = 2.0, 5.0, None
         args.levels = args.levels or [20, 50]
         args.jobs, args.job_seconds = 200, 2.0
-    args.levels = args.levels or [100, 250, 500, 1000, 2000, 4000]
+    args.levels = args.levels or LEVELS
     args.command = "python -m bench.agents " + " ".join(a for a in sys.argv[1:])
     return args
 
