@@ -245,7 +245,7 @@ class FakeOpenAI:
             await _event(resp, _chunk(cid, model, {"role": "assistant", "content": ""}))
             for _ in range(how.stamped_tokens):
                 if how.token_delay:
-                    await asyncio.sleep(how.token_delay)
+                    await asyncio.sleep(how.token_delay)  # the behaviour asked for: slow tokens
                 await _event(resp, _chunk(cid, model, {"content": f"{time.time_ns()} "}))
             await _event(resp, _chunk(cid, model, {}, finish="stop"))
         else:
