@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -112,19 +113,19 @@ async def create_agents(url: str, base_urls: list[str]) -> list[str]:
 
 
 async def takes_threads(url: str, agent: str) -> bool:
-    """Whether the worker's stream door runs a turn on a ``thread_id`` (False: it refuses the
-    field, as workers before threads do)."""
-    body = {"input": "What is 6*7?", "thread_id": "bench-probe", "timeout": "60s"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{url}/v1/agents/{agent}/stream", json=body) as resp,
-    ):
-        text = await resp.text()
-    if resp.status == 200:
-        return True
-    if resp.status == 400 and "thread_id" in text:
-        return False
-    raise RuntimeError(f"probe of thread_id: HTTP {resp.status}: {text[:300]}")
+    """Whether the worker runs a turn on a ``thread_id``: False when its stream door refuses
+    the field (workers before threads do), or takes it and keeps no thread."""
+    thread_id = f"bench-probe-{uuid.uuid4().hex}"
+    body = {"input": "What is 6*7?", "thread_id": thread_id, "timeout": "60s"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/v1/agents/{agent}/stream", json=body) as resp:
+            text = await resp.text()
+        if resp.status == 400 and "thread_id" in text:
+            return False
+        if resp.status != 200:
+            raise RuntimeError(f"probe of thread_id: HTTP {resp.status}: {text[:300]}")
+        async with http.get(f"{url}/v1/threads/{thread_id}") as resp:
+            return resp.status == 200
 
 
 async def _line(stream: IO[str], limit: float) -> str:
