@@ -19,7 +19,7 @@ One command, loopback only, every loop bounded in count and time (issue 12's ben
 
 Pinning as in ``bench.streaming``: the target (worker or floor) on the first CPU, the
 provider processes, the load generator and nats-server on the others. Results go to
-``bench/results/agents.md``.
+``bench/results/agents.md``, the conversations' plot beside it (``agents.png``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 from bench.agents import jobs, report
 from bench.agents.provider import Pace, Providers
 from bench.agents.sweep import FLOOR, WORKER, Level, Plan, run_level
+from bench.plot import png_beside
 from bench.streaming import procs
 from bench.streaming.procs import Placement
 from worker.testing import NatsServer
@@ -114,6 +115,8 @@ async def main(args: argparse.Namespace) -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
+        if levels:
+            print(f"saved to {args.output} and {report.plot(levels, png_beside(args.output))}")
 
 
 def render(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.agents.sweep import FLOOR, WORKER, Level
+from bench.plot import Point, Series, write_png
 
 GOAL_COUNT = 0.8  # the worker holds at least this share of the floor's count
 GOAL_CPU = 1.5  # CPU per token at most this multiple of the floor's
@@ -114,3 +117,26 @@ def _rss_goal(levels: list[Level]) -> list[str]:
         f"KiB** ({met}); {largest.rss_per_conversation / 1024:,.0f} KiB at "
         f"{largest.count:,} conversations{step}."
     ]
+
+
+def plot(levels: list[Level], path: Path) -> Path:
+    """Tokens/s delivered, token lag p50 and p99 against conversations, the worker first."""
+    series = [
+        Series(
+            label,
+            [
+                Point(lv.count, lv.tokens_per_s, lv.summary.p50_ms, lv.summary.p99_ms)
+                for lv in levels
+                if lv.label == label
+            ],
+        )
+        for label in dict.fromkeys(lv.label for lv in levels)
+    ]
+    return write_png(
+        path,
+        title="Agents: conversations on one worker vs the same graph driven bare",
+        series=series,
+        load="conversations at once",
+        throughput="tokens/s delivered",
+        latency="token lag",
+    )
