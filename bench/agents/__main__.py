@@ -204,7 +204,12 @@ def parse_args() -> argparse.Namespace:
     jobs.add_arguments(p)
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--worker-env", action="append", default=[], metavar="WORKER_X=VALUE")
-    p.add_argument("--output", type=Path, default=OUTPUT)
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"markdown to write, its plot beside it (.png) (default {OUTPUT}; --quick: none)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -213,10 +218,12 @@ def parse_args() -> argparse.Namespace:
     )
     args = p.parse_args()
     if args.quick:
-        args.answer_seconds, args.seconds, args.output = 2.0, 5.0, None
+        args.answer_seconds, args.seconds = 2.0, 5.0
         args.levels = args.levels or [20, 50]
         args.jobs, args.job_seconds = 200, 2.0
     args.levels = args.levels or LEVELS
+    if args.output is None and not args.quick:
+        args.output = OUTPUT
     args.command = "python -m bench.agents " + " ".join(a for a in sys.argv[1:])
     return args
 
