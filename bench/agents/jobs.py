@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import re
 import shutil
 import tempfile
@@ -27,12 +28,14 @@ import nats
 import orjson
 from aiohttp import web
 from nats.aio.client import Client
+from nats.js.errors import NotFoundError
 
 from bench.agents.sweep import Plan, rss
 from bench.streaming.procs import cpu_seconds, placed
 from worker.testing import WorkerProcess
 
 SECRET = "whsec_" + base64.b64encode(b"bench-agents-callback-secret-32b").decode()
+TASKS_STREAM = "AGENTOS_TASKS"  # the worker's default WORKER_TASKS_STREAM
 IN_FLIGHT = re.compile(rb"^agentos_jobs_in_flight\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
@@ -70,24 +73,26 @@ class JobsRun:
 
 
 class Receiver:
-    """Counts callbacks."""
+    """Counts the callbacks of the jobs of the current run (a job of an earlier run that
+    arrives late is not one of them)."""
 
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
         self.done = asyncio.Event()
-        self.expect = 0
+        self.expected: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read())
-        self.arrived.setdefault(body["task_id"], time.monotonic())
-        if len(self.arrived) >= self.expect:
-            self.done.set()
+        task_id = orjson.loads(await request.read())["task_id"]
+        if task_id in self.expected:
+            self.arrived.setdefault(task_id, time.monotonic())
+            if len(self.arrived) >= len(self.expected):
+                self.done.set()
         return web.Response(status=204)
 
-    def expect_jobs(self, n: int) -> None:
+    def expect(self, task_ids: list[str]) -> None:
         self.arrived.clear()
         self.done.clear()
-        self.expect = n
+        self.expected = set(task_ids)
 
 
 def _task(agent_id: str, callback: str) -> tuple[str, bytes]:
@@ -109,12 +114,19 @@ async def _in_flight(http: aiohttp.ClientSession, url: str) -> int:
 
 
 async def _publish(nc: Client, rx: Receiver, agent: str, callback: str, n: int) -> None:
-    rx.expect_jobs(n)
-    for i in range(n):
-        await nc.publish("agent.execute", _task(agent, callback)[1])
+    tasks = [_task(agent, callback) for _ in range(n)]
+    rx.expect([task_id for task_id, _ in tasks])
+    for i, (_, body) in enumerate(tasks):
+        await nc.publish("agent.execute", body)
         if i % 500 == 499:
             await nc.flush()
     await nc.flush()
+
+
+async def _purge(nc: Client) -> None:
+    """Drop the jobs a run left waiting, so the next run's worker does not take them."""
+    with contextlib.suppress(NotFoundError):
+        await nc.jetstream().purge_stream(TASKS_STREAM)
 
 
 async def one_run(
@@ -165,8 +177,9 @@ async def one_run(
             end = max(rx.arrived.values()) if rx.done.is_set() else time.monotonic()
             cpu = cpu_seconds(pid) - cpu0
     finally:
-        await nc.close()
         worker.stop()
+        await _purge(nc)
+        await nc.close()
         shutil.rmtree(state, ignore_errors=True)
     done = len(rx.arrived)
     return JobsRun(max_jobs, args.jobs, done, end - start, most, idle, peak, cpu)
