@@ -103,10 +103,12 @@ async def main(args: argparse.Namespace) -> None:
     levels: list[Level] = []
     job_rows: list[jobs.JobsRun] = []
     try:
-        if "conversations" in args.modes:
-            levels = await conversations(args, plan)
+        # Jobs first: a sweep that ends past a target's limit leaves the provider and
+        # nats-server busy with its unfinished turns for a while.
         if "jobs" in args.modes:
             job_rows = await jobs.compare(plan, args)
+        if "conversations" in args.modes:
+            levels = await conversations(args, plan)
     finally:
         providers.stop()
         nats.close()
