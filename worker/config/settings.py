@@ -192,8 +192,8 @@ class Settings(BaseSettings):
     )
     job_max_deliver: int = Field(5, ge=1, le=100, description="Deliveries before dead letter.")
     # Sized for jobs that wait on model providers, not for cores: a job waiting on a model
-    # costs memory (~80 KiB in flight, bench.agents) and next to no CPU, and at 64 a worker
-    # finished at most 6.4 ten-second jobs a second with its CPU idle.
+    # holds memory (~85 KiB in flight, bench.agents) and no CPU while it waits, and at 64 a
+    # worker finished at most 6.4 ten-second jobs a second with its CPU mostly idle.
     max_jobs: int = Field(
         1024,
         ge=1,
