@@ -62,7 +62,7 @@ async def eventually(
     while complaints := await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}, after {within:g}s:\n" + "\n".join(complaints))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a poll of Prometheus' own API, bounded by the deadline
 
 
 async def fill_variables(

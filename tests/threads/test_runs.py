@@ -206,7 +206,7 @@ class SlowTool:
         async def lookup(query: str) -> str:
             """Look something up, slowly."""
             self.started.set()
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # the scenario: a tool that only ends by cancel
             return "never"
 
         tools = ToolRegistry.builtin()

@@ -1,7 +1,7 @@
 """The one settings object (``Settings``: ``WORKER_*`` variables and the matching flags) and
 the values it reads."""
 
-from worker.config.settings import Settings, describe_errors
-from worker.config.values import ENV_PREFIX, ConfigError, ImportRef
+from worker.config.settings import Settings
+from worker.config.values import ENV_PREFIX, ConfigError, ImportRef, describe_errors
 
 __all__ = ["ENV_PREFIX", "ConfigError", "ImportRef", "Settings", "describe_errors"]

@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.config.checks import NATS_SECURITY, check_http_access, check_nats_access
-from worker.config.values import ENV_PREFIX, ImportRef, import_refs, split_csv
+from worker.config.values import ENV_PREFIX, ImportRef, describe_errors, import_refs, split_csv
 from worker.durations import SettingDuration
 
 
@@ -384,19 +384,3 @@ class Settings(BaseSettings):
             return cls(_cli_parse_args=args)
         except ValidationError as exc:
             raise SystemExit(describe_errors(exc)) from None
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """Turn a settings ``ValidationError`` into lines that name the variable and the flag."""
-    lines = ["agentos-worker: invalid configuration"]
-    for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        if field:
-            flag = "--" + field.replace("_", "-")
-            value = err.get("input")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            lines.append(f"  {ENV_PREFIX}{field.upper()} / {flag}: {msg}{shown}")
-        else:
-            lines.append(f"  {msg}")
-    return "\n".join(lines)

@@ -1,12 +1,13 @@
 """How settings' values are read: the variables' prefix, comma-separated entries, and the
 import paths some list settings name (``ImportRef``, e.g. ``WORKER_AGENT_TYPES``), with
-``ConfigError`` for one that does not import when the worker starts."""
+``ConfigError`` for one that does not import when the worker starts, and ``describe_errors``
+for a bad value: the message that names the variable and the flag."""
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 ENV_PREFIX = "WORKER_"
 """Every setting's variable is this followed by the field's name in capitals."""
@@ -62,3 +63,19 @@ def import_refs(value: object) -> object:
     if twice:
         raise ValueError(f"name {twice[0]!r} is given twice")
     return refs
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Turn a settings ``ValidationError`` into lines that name the variable and the flag."""
+    lines = ["agentos-worker: invalid configuration"]
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        if field:
+            flag = "--" + field.replace("_", "-")
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"  {ENV_PREFIX}{field.upper()} / {flag}: {msg}{shown}")
+        else:
+            lines.append(f"  {msg}")
+    return "\n".join(lines)
