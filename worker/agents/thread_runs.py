@@ -198,10 +198,7 @@ async def hold(
         metadata={"agent_id": agent.record.id},
     ) as lease:
         if on.resume is not None and not await on.threads.interrupts(on.thread_id):
-            raise Conflict(
-                f"thread {on.thread_id!r} is not interrupted: it asks nothing to resume",
-                code="thread_not_interrupted",
-            )
+            raise not_interrupted(on.thread_id)
         yield ThreadRun(
             agent=agent,
             graph=graph,
@@ -295,3 +292,11 @@ def _cancelled_if_lost(lease: Lease) -> Iterator[None]:
     finally:
         inside = False
         watch.cancel()
+
+
+def not_interrupted(thread_id: str) -> Conflict:
+    """409 ``thread_not_interrupted``: a resume of a thread that asks nothing."""
+    return Conflict(
+        f"thread {thread_id!r} is not interrupted: it asks nothing to resume",
+        code="thread_not_interrupted",
+    )

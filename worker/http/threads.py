@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from worker.agents import thread_runs
-from worker.errors import BadRequest, Conflict
+from worker.errors import BadRequest
 from worker.http.agents import answer
 from worker.http.auth.scopes import Scope
 from worker.http.middleware import read_json
@@ -100,10 +100,7 @@ async def _last_agent(threads: ThreadStore, thread_id: str) -> str:
     ``thread_not_interrupted`` when it asks nothing, as the run itself would say)."""
     state = await threads.get(thread_id)
     if not state.interrupts:
-        raise Conflict(
-            f"thread {thread_id!r} is not interrupted: it asks nothing to resume",
-            code="thread_not_interrupted",
-        )
+        raise thread_runs.not_interrupted(thread_id)
     agent_id = state.metadata.get("agent_id")
     if not isinstance(agent_id, str) or not agent_id:
         raise BadRequest(
